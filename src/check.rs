@@ -1,0 +1,100 @@
+//! `check` and `healthcheck`: plain-word answers for a person or a container runtime.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::Semaphore;
+
+use crate::config::{Config, Operation};
+use crate::window::{self, Range};
+use crate::wolkvox::Reason;
+use crate::wolkvox::client::Client;
+use crate::wolkvox::row::{decode, parse_date};
+
+/// Validates each operation with one small request (the last 10 minutes of the report)
+/// and says in plain words what is wrong, or that all is well. Exit 0 when all is well.
+pub async fn check(config: &Config) -> ExitCode {
+    println!("config: OK ({} operation(s))", config.operations.len());
+    let mut all_ok = true;
+    for op in &config.operations {
+        let (ok, line) = check_operation(op, Timestamp::now()).await;
+        all_ok &= ok;
+        println!("{}: {}", op.name, line);
+    }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+async fn check_operation(op: &Operation, now: Timestamp) -> (bool, String) {
+    let client = match Client::new(
+        &op.base_url,
+        op.token.clone(),
+        op.customer_id.clone(),
+        op.poll.timeout,
+        Arc::new(Semaphore::new(1)),
+    ) {
+        Ok(c) => c,
+        Err(e) => return (false, e),
+    };
+    let end = window::align_down(now, Duration::from_secs(60));
+    let q = window::query_for(
+        Range::new(end - SignedDuration::from_mins(10), end),
+        &op.zone,
+    );
+    let attempt = client.fetch(&q).await;
+    let host = op.base_url.host_str().unwrap_or("?").to_string();
+    match attempt.result {
+        Ok(body) if body.is_empty() => (true, format!("OK: {host} answered; no rows in the last 10 minutes ({} to {}, {})", q.date_ini_string(), q.date_end_string(), op.zone_name)),
+        Ok(body) => match decode(&body) {
+            Ok(env) => {
+                let rows = env.data.unwrap_or_default();
+                let newest = rows.iter().filter_map(|r| parse_date(r.date.as_str())).max();
+                let local_now = op.zone.to_datetime(now);
+                match newest {
+                    // Rows from the future, or only hours off: the zone is likely wrong.
+                    Some(d) if d > local_now + SignedDuration::from_mins(5) => (false, format!(
+                        "zone looks wrong: the newest row is dated {d}, later than the time now in {} ({}); check `timezone`",
+                        op.zone_name, local_now.strftime("%Y-%m-%d %H:%M:%S")
+                    )),
+                    _ => (true, format!("OK: {} rows in the last 10 minutes ({})", rows.len(), op.zone_name)),
+                }
+            }
+            Err(e) => (false, format!("the API answered with something that is not a report ({e})")),
+        },
+        Err(e) => (false, match e.reason {
+            Reason::InvalidToken => "token refused (PLEASE VALIDATE TOKEN): check the token in wolkvox Manager, Configuration, Integrations, Tokens".to_string(),
+            Reason::MissingToken => "no token was sent: check token_file / token_env".to_string(),
+            Reason::TokenLimit => "the token's daily request budget is spent (TOKEN LIMIT EXCEEDED); it comes back tomorrow".to_string(),
+            Reason::Maintenance => format!("the API refused with 403 ({}): maintenance, or this machine's IP is not on the operation's allow-list", e.detail),
+            Reason::Network | Reason::Timeout => format!("API not reachable at {host} ({}): check `server`/`base_url`, DNS and the firewall", e.detail),
+            _ => format!("the API answered with an error: {e}"),
+        }),
+    }
+}
+
+/// Exit 0 when `url` answers 200.
+pub async fn healthcheck(url: &str) -> ExitCode {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(c) => c,
+        Err(_) => return ExitCode::from(1),
+    };
+    match client.get(url).send().await {
+        Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("healthcheck: {url} answered {}", r.status());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("healthcheck: {url}: {}", e.without_url());
+            ExitCode::from(1)
+        }
+    }
+}

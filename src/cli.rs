@@ -1,0 +1,151 @@
+//! The command line: what the user typed, as clap sees it. Every flag also reads an
+//! environment variable (shown in `--help`).
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+use crate::logging;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wolkvox-exporter",
+    version,
+    about = "Prometheus exporter for the Wolkvox IVR call detail report (diagram_1)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// YAML config file. Without it, one operation comes from WOLKVOX_SERVER, WOLKVOX_TOKEN (or WOLKVOX_TOKEN_FILE) and WOLKVOX_TIMEZONE.
+    #[arg(long, env = "WOLKVOX_EXPORTER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to listen on for /metrics and the web pages.
+    #[arg(
+        long = "web.listen-address",
+        env = "WOLKVOX_EXPORTER_LISTEN_ADDRESS",
+        default_value = ":10150",
+        value_name = "ADDR"
+    )]
+    pub listen_address: String,
+
+    /// Path under which to expose metrics.
+    #[arg(
+        long = "web.telemetry-path",
+        env = "WOLKVOX_EXPORTER_TELEMETRY_PATH",
+        default_value = "/metrics",
+        value_name = "PATH"
+    )]
+    pub telemetry_path: String,
+
+    /// Exporter-toolkit web config (TLS, basic auth).
+    #[arg(
+        long = "web.config.file",
+        env = "WOLKVOX_EXPORTER_WEB_CONFIG_FILE",
+        value_name = "FILE"
+    )]
+    pub web_config_file: Option<PathBuf>,
+
+    /// Only log messages at this level or above.
+    #[arg(
+        long = "log.level",
+        env = "WOLKVOX_EXPORTER_LOG_LEVEL",
+        value_enum,
+        default_value = "info"
+    )]
+    pub log_level: logging::Level,
+
+    /// Log format.
+    #[arg(
+        long = "log.format",
+        env = "WOLKVOX_EXPORTER_LOG_FORMAT",
+        value_enum,
+        default_value = "logfmt"
+    )]
+    pub log_format: logging::Format,
+
+    /// Where state is saved (overrides the config's state_dir).
+    #[arg(
+        long = "state.dir",
+        env = "WOLKVOX_EXPORTER_STATE_DIR",
+        value_name = "DIR"
+    )]
+    pub state_dir: Option<PathBuf>,
+
+    /// Move existing state files aside (timestamped) and start the counters afresh.
+    #[arg(long = "state.reset", env = "WOLKVOX_EXPORTER_STATE_RESET", action = ArgAction::SetTrue)]
+    pub state_reset: bool,
+
+    /// Run against a built-in simulated Wolkvox with live IVR traffic; needs no account.
+    #[arg(long, env = "WOLKVOX_EXPORTER_DEMO", action = ArgAction::SetTrue)]
+    pub demo: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the config and make one small API call per operation; report in plain words.
+    Check {
+        #[arg(long, env = "WOLKVOX_EXPORTER_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Exit 0 when the running exporter answers /-/healthy (for container health checks).
+    Healthcheck {
+        #[arg(
+            long,
+            env = "WOLKVOX_EXPORTER_HEALTHCHECK_URL",
+            default_value = "http://127.0.0.1:10150/-/healthy"
+        )]
+        url: String,
+    },
+    /// Fetch a past range and write it as OpenMetrics for `promtool tsdb create-blocks-from openmetrics`.
+    Backfill {
+        #[arg(long, env = "WOLKVOX_EXPORTER_CONFIG", value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_name = "DATE")]
+        from: String,
+        #[arg(long, value_name = "DATE")]
+        to: String,
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
+        #[arg(long, value_name = "NAME")]
+        operation: Option<String>,
+    },
+}
+
+/// `:10150` means every interface, as Prometheus exporters write it.
+pub fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.parse().map_err(|_| {
+        format!("--web.listen-address: {s:?} is not an address like :10150 or 127.0.0.1:10150")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(listen_addr(":10150").unwrap().to_string(), "0.0.0.0:10150");
+        assert_eq!(
+            listen_addr("127.0.0.1:9").unwrap().to_string(),
+            "127.0.0.1:9"
+        );
+        assert!(
+            listen_addr("localhost")
+                .unwrap_err()
+                .contains("--web.listen-address")
+        );
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

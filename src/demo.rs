@@ -1,0 +1,93 @@
+//! `--demo`: a simulated Wolkvox on loopback with live IVR traffic in two time zones,
+//! and a config that polls it on short windows. Needs no account.
+
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, DEFAULT_BUCKETS, Limits, Operation, Poll};
+use crate::secret::Secret;
+use crate::simulator::{DateFormat, Simulator, Traffic};
+
+/// The demo's operations: name, token, zone, calls per minute, how rows write `date`.
+const TENANTS: [(&str, &str, &str, f64, DateFormat); 2] = [
+    (
+        "acme",
+        "demo-token-acme",
+        "America/Bogota",
+        24.0,
+        DateFormat::Dashed,
+    ),
+    (
+        "andina",
+        "demo-token-andina",
+        "America/Santiago",
+        9.0,
+        DateFormat::Compact,
+    ),
+];
+
+/// Short windows so data shows within seconds; an hour of history on start.
+pub fn poll() -> Poll {
+    Poll {
+        interval: Duration::from_secs(10),
+        delay: Duration::from_secs(2),
+        settle: Duration::from_secs(120),
+        backfill: Duration::from_secs(3600),
+        timeout: Duration::from_secs(30),
+    }
+}
+
+/// Starts the simulator and returns its address and a config pointing at it.
+pub async fn start(
+    state_dir: std::path::PathBuf,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(std::net::SocketAddr, Config), String> {
+    let sim = Simulator::new();
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("demo: cannot start the simulator: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| format!("demo: {e}"))?;
+    let mut operations = Vec::new();
+    for (i, (name, token, zone, cpm, format)) in TENANTS.into_iter().enumerate() {
+        let tz = TimeZone::get(zone).map_err(|e| format!("demo: {zone}: {e}"))?;
+        sim.add_tenant(token, tz.clone());
+        sim.set_traffic(
+            token,
+            Traffic {
+                seed: 42 + i as u64,
+                calls_per_minute: cpm,
+                date_format: format,
+                incidents: true,
+            },
+        );
+        // Now and then a gateway error or a maintenance answer, as the real service has.
+        sim.set_random_faults(token, 0.02, 7 + i as u64);
+        let base_url =
+            reqwest::Url::parse(&format!("http://{addr}/")).map_err(|e| format!("demo: {e}"))?;
+        operations.push(Operation {
+            name: name.to_string(),
+            base_url,
+            token: Secret::new(token),
+            zone: tz,
+            zone_name: zone.to_string(),
+            customer_id: None,
+            max_concurrent_requests: 1,
+            poll: poll(),
+        });
+    }
+    let mut stop = shutdown;
+    tokio::spawn(sim.serve(listener, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }));
+    Ok((
+        addr,
+        Config {
+            operations,
+            limits: Limits::default(),
+            buckets: DEFAULT_BUCKETS.to_vec(),
+            state_dir,
+        },
+    ))
+}

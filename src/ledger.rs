@@ -1,0 +1,228 @@
+//! Exactly-once counting. A row's identity is the hash of its ten fields; the ledger
+//! remembers, per identity, the most copies of it seen in any one response, and counts
+//! only copies beyond that. Overlapping ranges therefore count a row once, while true
+//! duplicates inside one response each count.
+//!
+//! Pure: no clock, no I/O. A cycle works on a [`Batch`] over the ledger and only a
+//! committed batch changes it, so a failed cycle leaves no trace.
+
+use std::collections::HashMap;
+
+use jiff::civil::DateTime;
+use serde::{Deserialize, Serialize};
+
+pub type RowId = u128;
+
+/// What the ledger keeps per identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// The most copies seen in one response.
+    pub count: u32,
+    /// The row's local wall time (or, for an undated row, the latest wall time of a
+    /// query that returned it): once every future query starts after it, the row can
+    /// no longer come back and is forgotten.
+    pub keep_until: DateTime,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Ledger {
+    seen: HashMap<RowId, Seen>,
+}
+
+/// The ledger's changes during one cycle, not yet committed.
+#[derive(Debug)]
+pub struct Batch<'l> {
+    ledger: &'l Ledger,
+    changes: HashMap<RowId, Seen>,
+}
+
+/// The committed-to-be changes of a batch, detached from the ledger's borrow.
+#[derive(Debug, Default)]
+pub struct Changes(HashMap<RowId, Seen>);
+
+impl Ledger {
+    pub fn new() -> Ledger {
+        Ledger::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    pub fn begin(&self) -> Batch<'_> {
+        Batch {
+            ledger: self,
+            changes: HashMap::new(),
+        }
+    }
+
+    pub fn commit(&mut self, changes: Changes) {
+        self.seen.extend(changes.0);
+    }
+
+    /// Forgets identities that no query starting at wall time `floor` or later can
+    /// return. Returns how many were forgotten.
+    pub fn forget_before(&mut self, floor: DateTime) -> usize {
+        let before = self.seen.len();
+        self.seen.retain(|_, s| s.keep_until >= floor);
+        before - self.seen.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&RowId, &Seen)> {
+        self.seen.iter()
+    }
+
+    pub fn from_entries(entries: impl IntoIterator<Item = (RowId, Seen)>) -> Ledger {
+        Ledger {
+            seen: entries.into_iter().collect(),
+        }
+    }
+}
+
+impl Batch<'_> {
+    fn prior(&self, id: &RowId) -> Option<Seen> {
+        self.changes
+            .get(id)
+            .or_else(|| self.ledger.seen.get(id))
+            .copied()
+    }
+
+    /// Takes one response's rows as `(identity, keep_until)` in order, and returns for
+    /// each whether it is new (to be counted) or a copy already counted.
+    pub fn observe(&mut self, rows: &[(RowId, DateTime)]) -> Vec<bool> {
+        // Copies of each identity in this response so far.
+        let mut in_response: HashMap<RowId, u32> = HashMap::with_capacity(rows.len());
+        let mut fresh = Vec::with_capacity(rows.len());
+        for &(id, keep_until) in rows {
+            let k = in_response.entry(id).or_insert(0);
+            *k += 1;
+            let prior = self.prior(&id);
+            let counted = prior.map_or(0, |p| p.count);
+            fresh.push(*k > counted);
+            let entry = Seen {
+                count: counted.max(*k),
+                keep_until: prior.map_or(keep_until, |p| p.keep_until.max(keep_until)),
+            };
+            if prior != Some(entry) {
+                self.changes.insert(id, entry);
+            }
+        }
+        fresh
+    }
+
+    pub fn into_changes(self) -> Changes {
+        Changes(self.changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+    use proptest::prelude::*;
+
+    fn at(m: i8) -> DateTime {
+        date(2026, 11, 27).at(10, m, 0, 0)
+    }
+
+    fn run(ledger: &mut Ledger, responses: &[&[(RowId, DateTime)]]) -> usize {
+        let mut b = ledger.begin();
+        let mut n = 0;
+        for r in responses {
+            n += b.observe(r).iter().filter(|f| **f).count();
+        }
+        let c = b.into_changes();
+        ledger.commit(c);
+        n
+    }
+
+    #[test]
+    fn overlapping_responses_count_once() {
+        let mut l = Ledger::new();
+        assert_eq!(run(&mut l, &[&[(1, at(0)), (2, at(1))]]), 2);
+        assert_eq!(run(&mut l, &[&[(1, at(0)), (2, at(1)), (3, at(6))]]), 1);
+        assert_eq!(l.len(), 3);
+    }
+
+    #[test]
+    fn duplicates_inside_one_response_each_count() {
+        let mut l = Ledger::new();
+        assert_eq!(run(&mut l, &[&[(7, at(0)), (7, at(0))]]), 2);
+        // Seen again with the same two copies: nothing new.
+        assert_eq!(run(&mut l, &[&[(7, at(0)), (7, at(0))]]), 0);
+        // A third copy appears later (a late duplicate): one more.
+        assert_eq!(run(&mut l, &[&[(7, at(0)), (7, at(0)), (7, at(0))]]), 1);
+        // Copies spread over two responses of one cycle are not added up.
+        assert_eq!(run(&mut l, &[&[(8, at(1))], &[(8, at(1))]]), 1);
+    }
+
+    #[test]
+    fn an_uncommitted_batch_changes_nothing() {
+        let mut l = Ledger::new();
+        run(&mut l, &[&[(1, at(0))]]);
+        let before = l.clone();
+        {
+            let mut b = l.begin();
+            assert_eq!(b.observe(&[(1, at(0)), (2, at(0))]), vec![false, true]);
+            // dropped: the cycle failed
+        }
+        assert_eq!(l, before);
+    }
+
+    #[test]
+    fn forgets_only_what_cannot_come_back() {
+        let mut l = Ledger::new();
+        run(&mut l, &[&[(1, at(0)), (2, at(5)), (3, at(10))]]);
+        assert_eq!(l.forget_before(at(5)), 1);
+        assert_eq!(l.len(), 2);
+        // A later sighting keeps an identity by its latest wall time.
+        run(&mut l, &[&[(2, at(20))]]);
+        assert_eq!(l.forget_before(at(15)), 1);
+        assert_eq!(l.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![2]);
+    }
+
+    proptest! {
+        /// The rule exactly: distinct rows (no true duplicates), any overlaps: each
+        /// covered row counts once.
+        #[test]
+        fn distinct_rows_count_once_whatever_the_overlaps(
+            n in 1usize..150,
+            ranges in proptest::collection::vec((0usize..150, 0usize..150), 1..15),
+        ) {
+            let mut l = Ledger::new();
+            let mut total = 0;
+            let mut covered = vec![false; n];
+            for (a, b) in ranges {
+                let (a, b) = (a.min(b).min(n - 1), a.max(b).min(n - 1));
+                let resp: Vec<_> = (a..=b).map(|i| (i as u128, at(0))).collect();
+                total += run(&mut l, &[&resp]);
+                for c in covered.iter_mut().take(b + 1).skip(a) { *c = true; }
+            }
+            prop_assert_eq!(total, covered.iter().filter(|c| **c).count());
+        }
+
+        /// With true duplicates: when every range that contains a copy contains all of
+        /// them (whole windows of time), each copy counts exactly once.
+        #[test]
+        fn whole_window_duplicates_count_exactly(
+            copies in proptest::collection::vec(1u32..4, 1..30),
+            polls in proptest::collection::vec((0usize..30, 0usize..30), 1..10),
+        ) {
+            let mut l = Ledger::new();
+            let mut total = 0u32;
+            let mut covered = vec![false; copies.len()];
+            for (a, b) in polls {
+                let (a, b) = (a.min(b).min(copies.len() - 1), a.max(b).min(copies.len() - 1));
+                let resp: Vec<_> = (a..=b).flat_map(|i| std::iter::repeat_n((i as u128, at(0)), copies[i] as usize)).collect();
+                total += run(&mut l, &[&resp]) as u32;
+                for c in covered.iter_mut().take(b + 1).skip(a) { *c = true; }
+            }
+            let want: u32 = copies.iter().zip(&covered).filter(|(_, c)| **c).map(|(n, _)| *n).sum();
+            prop_assert_eq!(total, want);
+        }
+    }
+}

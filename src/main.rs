@@ -1,0 +1,140 @@
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use wolkvox_exporter::cli::{listen_addr, Cli, Command};
+use wolkvox_exporter::config::{Config, ProcessEnv};
+use wolkvox_exporter::{check, demo, logging, run, RunOptions};
+
+/// Exit code for a start that cannot go ahead: bad config, port in use, bad state.
+const EXIT_CONFIG: u8 = 2;
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("wolkvox-exporter: {msg}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_level, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    match &cli.command {
+        Some(Command::Healthcheck { url }) => runtime.block_on(check::healthcheck(url)),
+        Some(Command::Check { config }) => {
+            let Some(path) = config.as_ref().or(cli.config.as_ref()) else {
+                return fail("check: --config FILE is required");
+            };
+            match Config::from_file(path, &ProcessEnv) {
+                Ok((config, warnings)) => {
+                    for w in warnings {
+                        println!("warning: {w}");
+                    }
+                    runtime.block_on(check::check(&config))
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Some(Command::Backfill { .. }) => fail("backfill: not available in this version yet"),
+        None => runtime.block_on(serve(cli)),
+    }
+}
+
+async fn serve(cli: Cli) -> ExitCode {
+    if cli.web_config_file.is_some() {
+        return fail("--web.config.file: TLS and basic auth are not available in this version yet");
+    }
+    if !cli.telemetry_path.starts_with('/') || cli.telemetry_path.len() < 2 {
+        return fail(format!("--web.telemetry-path: {:?} must start with / and name a path", cli.telemetry_path));
+    }
+    let addr = match listen_addr(&cli.listen_address) {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut demo_dir = None;
+    let config = if cli.demo {
+        let dir = match &cli.state_dir {
+            Some(d) => d.clone(),
+            None => {
+                let d = std::env::temp_dir().join(format!("wolkvox-exporter-demo-{}", std::process::id()));
+                demo_dir = Some(d.clone());
+                d
+            }
+        };
+        match demo::start(dir, stop_rx.clone()).await {
+            Ok((sim, c)) => {
+                tracing::info!(simulator = %format!("http://{sim}/"), "demo: simulated Wolkvox started");
+                c
+            }
+            Err(e) => return fail(e),
+        }
+    } else {
+        let loaded = match &cli.config {
+            Some(path) => Config::from_file(path, &ProcessEnv),
+            None => Config::from_env(&ProcessEnv),
+        };
+        match loaded {
+            Ok((mut c, warnings)) => {
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                if let Some(d) = &cli.state_dir {
+                    c.state_dir = d.clone();
+                }
+                c
+            }
+            Err(e) => return fail(e),
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => return fail(format!("--web.listen-address: cannot listen on {addr}: {e}")),
+    };
+    let shown = listener.local_addr().map(|a| a.port()).unwrap_or(addr.port());
+    let host = if addr.ip().is_unspecified() { "localhost".to_string() } else { addr.ip().to_string() };
+    tracing::info!(address = %addr, operations = config.operations.len(), "listening");
+    if cli.demo {
+        eprintln!("\n  wolkvox-exporter demo is running: open http://{host}:{shown}/  (metrics at http://{host}:{shown}{})\n", cli.telemetry_path);
+    }
+    let options = RunOptions { telemetry_path: cli.telemetry_path.clone(), state_reset: cli.state_reset };
+    let result = run(config, listener, options, async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    if let Some(d) = demo_dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

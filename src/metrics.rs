@@ -1,0 +1,675 @@
+//! Everything `/metrics` shows. Business totals live in plain [`Totals`] values (one per
+//! operation), which a cycle updates on a copy and swaps in whole when it commits, and
+//! which save and restore as data; [`BusinessCollector`] renders them at scrape time.
+//! The exporter's own series are ordinary `prometheus` metrics in [`ExporterMetrics`].
+//! The rest of the code never touches the `prometheus` crate directly.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, MetricFamily, MetricType};
+use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Limits;
+use crate::wolkvox::Reason;
+use crate::wolkvox::row::{Outcome, Reading};
+
+/// The value labels take past a cardinality limit.
+pub const OTHER: &str = "_other";
+
+/// `label` values of `wolkvox_label_overflow_total`, in [`Totals::overflow`] order.
+pub const OVERFLOW_LABELS: [&str; 3] = ["rp_id", "option", "dn_transfer"];
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    /// Per bucket (not cumulative); observations above the last bound are only in `count`.
+    pub buckets: Vec<u64>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    fn new(n: usize) -> Histogram {
+        Histogram {
+            buckets: vec![0; n],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    fn observe(&mut self, bounds: &[f64], v: f64) {
+        if let Some(i) = bounds.iter().position(|b| v <= *b) {
+            if let Some(slot) = self.buckets.get_mut(i) {
+                *slot += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingPoint {
+    /// By [`Outcome::index`].
+    pub interactions: [u64; 3],
+    pub pulse: u64,
+    pub options: HashMap<String, u64>,
+    pub transfers: HashMap<String, u64>,
+    /// By [`Outcome::index`].
+    pub durations: [Histogram; 3],
+}
+
+impl RoutingPoint {
+    fn new(buckets: usize) -> RoutingPoint {
+        RoutingPoint {
+            interactions: [0; 3],
+            pulse: 0,
+            options: HashMap::new(),
+            transfers: HashMap::new(),
+            durations: std::array::from_fn(|_| Histogram::new(buckets)),
+        }
+    }
+}
+
+/// `(rp_id, rp_name)`.
+pub type RpKey = (String, String);
+
+/// One operation's business totals: plain data, cheap to clone per cycle.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    pub rows: u64,
+    pub invalid_time: u64,
+    pub invalid_date: u64,
+    pub duplicates: u64,
+    /// By [`OVERFLOW_LABELS`].
+    pub overflow: [u64; 3],
+    pub routing_points: HashMap<RpKey, RoutingPoint>,
+}
+
+/// Counts a value in a capped map: past `limit` distinct keys, new ones go to `_other`.
+fn bump(map: &mut HashMap<String, u64>, key: &str, limit: usize) -> bool {
+    if let Some(v) = map.get_mut(key) {
+        *v += 1;
+        return false;
+    }
+    let folded = map.len() >= limit && key != OTHER;
+    let key = if folded { OTHER } else { key };
+    *map.entry(key.to_string()).or_insert(0) += 1;
+    folded
+}
+
+impl Totals {
+    /// Adds one new (not duplicate) row.
+    pub fn apply(&mut self, r: &Reading<'_>, limits: &Limits, bounds: &[f64]) {
+        self.rows += 1;
+        let key_exists = self
+            .routing_points
+            .contains_key(&(r.rp_id.to_string(), r.rp_name.to_string()));
+        let key = if key_exists || self.routing_points.len() < limits.routing_points {
+            (r.rp_id.to_string(), r.rp_name.to_string())
+        } else {
+            self.overflow[0] += 1;
+            (OTHER.to_string(), OTHER.to_string())
+        };
+        let rp = self
+            .routing_points
+            .entry(key)
+            .or_insert_with(|| RoutingPoint::new(bounds.len()));
+        let o = r.outcome.index();
+        rp.interactions[o] += 1;
+        if let Some(opt) = &r.option {
+            if opt == "PULSE" {
+                rp.pulse += 1;
+            }
+            if bump(&mut rp.options, opt, limits.options_per_routing_point) {
+                self.overflow[1] += 1;
+            }
+        }
+        if let Some(t) = r.transfer {
+            if bump(&mut rp.transfers, t, limits.transfers_per_routing_point) {
+                self.overflow[2] += 1;
+            }
+        }
+        match r.duration {
+            Some(d) => rp.durations[o].observe(bounds, d),
+            None => self.invalid_time += 1,
+        }
+        if r.date.is_none() {
+            self.invalid_date += 1;
+        }
+    }
+
+    /// Sum of interactions over routing points and outcomes (equals `rows`).
+    pub fn interactions(&self) -> u64 {
+        self.routing_points
+            .values()
+            .map(|rp| rp.interactions.iter().sum::<u64>())
+            .sum()
+    }
+}
+
+/// One operation's totals as the scrape sees them: replaced whole on commit.
+pub type SharedTotals = Arc<RwLock<Arc<Totals>>>;
+
+/// Renders every operation's [`Totals`] at scrape time.
+pub struct BusinessCollector {
+    descs: Vec<Desc>,
+    bounds: Vec<f64>,
+    ops: Vec<(String, SharedTotals)>,
+}
+
+const L: [&str; 3] = ["operation", "rp_id", "rp_name"];
+
+fn family(name: &str, help: &str, t: MetricType) -> MetricFamily {
+    let mut mf = MetricFamily::default();
+    mf.set_name(name.to_string());
+    mf.set_help(help.to_string());
+    mf.set_field_type(t);
+    mf
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Vec<proto::LabelPair> {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let mut lp = proto::LabelPair::default();
+            lp.set_name(k.to_string());
+            lp.set_value(v.to_string());
+            lp
+        })
+        .collect()
+}
+
+fn counter(pairs: &[(&str, &str)], v: u64) -> proto::Metric {
+    let mut c = proto::Counter::default();
+    c.set_value(v as f64);
+    let mut m = proto::Metric::from_label(labels(pairs));
+    m.set_counter(c);
+    m
+}
+
+const FAMILIES: [(&str, &str, MetricType, &[&str]); 7] = [
+    (
+        "wolkvox_ivr_interactions_total",
+        "IVR interaction rows counted, by result.",
+        MetricType::COUNTER,
+        &["operation", "rp_id", "rp_name", "result"],
+    ),
+    (
+        "wolkvox_ivr_pulse_total",
+        "Rows where the caller pressed nothing (PULSE).",
+        MetricType::COUNTER,
+        &L,
+    ),
+    (
+        "wolkvox_ivr_menu_option_total",
+        "Rows by menu option pressed (PULSE included).",
+        MetricType::COUNTER,
+        &["operation", "rp_id", "rp_name", "option"],
+    ),
+    (
+        "wolkvox_ivr_transfers_total",
+        "Rows by the destination the call was routed to.",
+        MetricType::COUNTER,
+        &["operation", "rp_id", "rp_name", "dn_transfer"],
+    ),
+    (
+        "wolkvox_ivr_interaction_duration_seconds",
+        "Duration of IVR interactions.",
+        MetricType::HISTOGRAM,
+        &["operation", "rp_id", "rp_name", "result"],
+    ),
+    (
+        "wolkvox_ivr_rows_total",
+        "Report rows counted (each row once).",
+        MetricType::COUNTER,
+        &["operation"],
+    ),
+    (
+        "wolkvox_ivr_rows_invalid_total",
+        "Rows with a field that could not be read; they still count everywhere else.",
+        MetricType::COUNTER,
+        &["operation", "field"],
+    ),
+];
+
+const DUPLICATES: (&str, &str) = (
+    "wolkvox_ivr_rows_duplicate_total",
+    "Rows seen again and not counted.",
+);
+const OVERFLOW: (&str, &str) = (
+    "wolkvox_label_overflow_total",
+    "Rows whose label value was folded into _other by a cardinality limit.",
+);
+
+impl BusinessCollector {
+    pub fn new(bounds: Vec<f64>, ops: Vec<(String, SharedTotals)>) -> BusinessCollector {
+        let mut descs: Vec<Desc> = FAMILIES
+            .iter()
+            .filter_map(|(name, help, _, labels)| {
+                Desc::new(
+                    name.to_string(),
+                    help.to_string(),
+                    labels.iter().map(|s| s.to_string()).collect(),
+                    HashMap::new(),
+                )
+                .ok()
+            })
+            .collect();
+        for (name, help, labels) in [
+            (DUPLICATES.0, DUPLICATES.1, &["operation"][..]),
+            (OVERFLOW.0, OVERFLOW.1, &["operation", "label"][..]),
+        ] {
+            if let Ok(d) = Desc::new(
+                name.to_string(),
+                help.to_string(),
+                labels.iter().map(|s| s.to_string()).collect(),
+                HashMap::new(),
+            ) {
+                descs.push(d);
+            }
+        }
+        BusinessCollector { descs, bounds, ops }
+    }
+
+    fn render(&self) -> Vec<MetricFamily> {
+        let mut fams: Vec<MetricFamily> = FAMILIES
+            .iter()
+            .map(|(n, h, t, _)| family(n, h, *t))
+            .collect();
+        let mut dup = family(DUPLICATES.0, DUPLICATES.1, MetricType::COUNTER);
+        let mut ovf = family(OVERFLOW.0, OVERFLOW.1, MetricType::COUNTER);
+        for (op, shared) in &self.ops {
+            // Take the snapshot and let go of the lock before rendering.
+            let t = match shared.read() {
+                Ok(g) => Arc::clone(&g),
+                Err(p) => Arc::clone(&p.into_inner()),
+            };
+            let op = op.as_str();
+            for ((rp_id, rp_name), rp) in &t.routing_points {
+                let l = [
+                    ("operation", op),
+                    ("rp_id", rp_id.as_str()),
+                    ("rp_name", rp_name.as_str()),
+                ];
+                for o in Outcome::ALL {
+                    let lr = [l[0], l[1], l[2], ("result", o.label())];
+                    fams[0]
+                        .mut_metric()
+                        .push(counter(&lr, rp.interactions[o.index()]));
+                    fams[4]
+                        .mut_metric()
+                        .push(self.histogram(&lr, &rp.durations[o.index()]));
+                }
+                fams[1].mut_metric().push(counter(&l, rp.pulse));
+                for (opt, v) in &rp.options {
+                    fams[2]
+                        .mut_metric()
+                        .push(counter(&[l[0], l[1], l[2], ("option", opt)], *v));
+                }
+                for (dn, v) in &rp.transfers {
+                    fams[3]
+                        .mut_metric()
+                        .push(counter(&[l[0], l[1], l[2], ("dn_transfer", dn)], *v));
+                }
+            }
+            fams[5]
+                .mut_metric()
+                .push(counter(&[("operation", op)], t.rows));
+            fams[6].mut_metric().push(counter(
+                &[("operation", op), ("field", "date")],
+                t.invalid_date,
+            ));
+            fams[6].mut_metric().push(counter(
+                &[("operation", op), ("field", "time")],
+                t.invalid_time,
+            ));
+            dup.mut_metric()
+                .push(counter(&[("operation", op)], t.duplicates));
+            for (i, label) in OVERFLOW_LABELS.iter().enumerate() {
+                ovf.mut_metric().push(counter(
+                    &[("operation", op), ("label", label)],
+                    t.overflow[i],
+                ));
+            }
+        }
+        fams.push(dup);
+        fams.push(ovf);
+        fams
+    }
+
+    fn histogram(&self, pairs: &[(&str, &str)], h: &Histogram) -> proto::Metric {
+        let mut ph = proto::Histogram::default();
+        ph.set_sample_count(h.count);
+        ph.set_sample_sum(h.sum);
+        let mut cumulative = 0;
+        let buckets = self
+            .bounds
+            .iter()
+            .zip(h.buckets.iter().chain(std::iter::repeat(&0)))
+            .map(|(bound, n)| {
+                cumulative += n;
+                let mut b = proto::Bucket::default();
+                b.set_upper_bound(*bound);
+                b.set_cumulative_count(cumulative);
+                b
+            })
+            .collect();
+        ph.set_bucket(buckets);
+        let mut m = proto::Metric::from_label(labels(pairs));
+        m.set_histogram(ph);
+        m
+    }
+}
+
+impl Collector for BusinessCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.render()
+    }
+}
+
+/// The exporter's own series, per operation.
+#[derive(Clone)]
+pub struct ExporterMetrics {
+    pub up: IntGaugeVec,
+    pub last_window_end: GaugeVec,
+    pub last_success: GaugeVec,
+    pub poll_duration: GaugeVec,
+    pub api_requests: IntCounterVec,
+    pub api_requests_today: IntGaugeVec,
+    pub poll_errors: IntCounterVec,
+    pub window_splits: IntCounterVec,
+    pub state_save_failures: IntCounterVec,
+    pub state_last_save: GaugeVec,
+    pub ledger_rows: IntGaugeVec,
+}
+
+/// The registry and everything in it.
+pub struct Metrics {
+    pub registry: Registry,
+    pub exporter: ExporterMetrics,
+}
+
+fn reg<T: Collector + Clone + 'static>(r: &Registry, c: T) -> Result<T, prometheus::Error> {
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+impl Metrics {
+    /// Registers every series; `ops` are the operations with their totals.
+    pub fn new(
+        bounds: Vec<f64>,
+        ops: Vec<(String, SharedTotals)>,
+    ) -> Result<Metrics, prometheus::Error> {
+        let r = Registry::new();
+        let op = &["operation"];
+        let exporter = ExporterMetrics {
+            up: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "wolkvox_up",
+                        "1 if the last poll cycle of the operation succeeded.",
+                    ),
+                    op,
+                )?,
+            )?,
+            last_window_end: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "wolkvox_last_window_end_timestamp_seconds",
+                        "The watermark: rows up to this instant are in.",
+                    ),
+                    op,
+                )?,
+            )?,
+            last_success: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "wolkvox_last_success_timestamp_seconds",
+                        "When the last poll cycle committed.",
+                    ),
+                    op,
+                )?,
+            )?,
+            poll_duration: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "wolkvox_poll_duration_seconds",
+                        "How long the last poll cycle took.",
+                    ),
+                    op,
+                )?,
+            )?,
+            api_requests: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "wolkvox_api_requests_total",
+                        "Requests sent to the Wolkvox API, by HTTP status (or error when none came).",
+                    ),
+                    &["operation", "code"],
+                )?,
+            )?,
+            api_requests_today: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "wolkvox_api_requests_today",
+                        "Requests this exporter sent today (the operation's local day); the token's daily budget is licences x 1000.",
+                    ),
+                    op,
+                )?,
+            )?,
+            poll_errors: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("wolkvox_poll_errors_total", "Failed requests, by reason."),
+                    &["operation", "reason"],
+                )?,
+            )?,
+            window_splits: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "wolkvox_window_splits_total",
+                        "Ranges split because the answer reached the 60,000-row cap.",
+                    ),
+                    op,
+                )?,
+            )?,
+            state_save_failures: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "wolkvox_state_save_failures_total",
+                        "State saves that failed (the watermark was not advanced).",
+                    ),
+                    op,
+                )?,
+            )?,
+            state_last_save: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "wolkvox_state_last_save_timestamp_seconds",
+                        "When the state was last saved.",
+                    ),
+                    op,
+                )?,
+            )?,
+            ledger_rows: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "wolkvox_ledger_rows",
+                        "Row identities remembered for de-duplication.",
+                    ),
+                    op,
+                )?,
+            )?,
+        };
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "wolkvox_exporter_build_info",
+                "Build information; always 1.",
+            ),
+            &["version", "revision"],
+        )?;
+        build
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                option_env!("WOLKVOX_EXPORTER_REVISION").unwrap_or("unknown"),
+            ])
+            .set(1);
+        r.register(Box::new(build))?;
+        for (name, _) in &ops {
+            let e = &exporter;
+            e.up.with_label_values(&[name]).set(0);
+            e.last_window_end.with_label_values(&[name]).set(0.0);
+            e.last_success.with_label_values(&[name]).set(0.0);
+            e.poll_duration.with_label_values(&[name]).set(0.0);
+            e.api_requests_today.with_label_values(&[name]).set(0);
+            for reason in Reason::ALL {
+                e.poll_errors.with_label_values(&[name, reason.label()]);
+            }
+            e.window_splits.with_label_values(&[name]);
+            e.state_save_failures.with_label_values(&[name]);
+            e.state_last_save.with_label_values(&[name]).set(0.0);
+            e.ledger_rows.with_label_values(&[name]).set(0);
+        }
+        r.register(Box::new(BusinessCollector::new(bounds, ops)))?;
+        Ok(Metrics {
+            registry: r,
+            exporter,
+        })
+    }
+
+    /// The text exposition format, version 0.0.4.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding to memory only fails on invalid names, which are all fixed here.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "cannot render metrics");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wolkvox::row::{Field, RawRow};
+
+    fn row(rp: &str, opt: &str, dn: &str, result: &str, time: &str, date: &str) -> RawRow<'static> {
+        let f = |s: &str| Field(s.to_string().into());
+        RawRow {
+            rp_id: f(rp),
+            rp_name: f("Menú \"A\"\n"),
+            cod_opc_menu: f(opt),
+            dn_transfer: f(dn),
+            date: f(date),
+            result: f(result),
+            time: f(time),
+            ..Default::default()
+        }
+    }
+
+    fn shared(t: Totals) -> SharedTotals {
+        Arc::new(RwLock::new(Arc::new(t)))
+    }
+
+    #[test]
+    fn apply_counts_every_field() {
+        let limits = Limits::default();
+        let b = [5.0, 10.0];
+        let mut t = Totals::default();
+        for r in [
+            row("1", "PULSE", "", "ok", "3", "2026-11-27 10:00:00"),
+            row("1", "pulse", "3001", "hung up", "7", "2026-11-27 10:00:01"),
+            row("1", "2", "3001", "?", "x", "bad"),
+            row("", "", "", "ok", "11", "2026-11-27 10:00:02"),
+        ] {
+            t.apply(&r.read(), &limits, &b);
+        }
+        assert_eq!((t.rows, t.invalid_time, t.invalid_date), (4, 1, 1));
+        let rp = &t.routing_points[&("1".to_string(), "Menú \"A\"".to_string())];
+        assert_eq!(rp.interactions, [1, 1, 1]);
+        assert_eq!(rp.pulse, 2);
+        assert_eq!(rp.options["PULSE"], 2);
+        assert_eq!(rp.options["2"], 1);
+        assert_eq!(rp.transfers["3001"], 2);
+        assert_eq!(rp.durations[0].buckets, vec![1, 0]);
+        assert_eq!(rp.durations[1].buckets, vec![0, 1]);
+        assert_eq!(rp.durations[2].count, 0);
+        let unknown = &t.routing_points[&("unknown".to_string(), "Menú \"A\"".to_string())];
+        assert_eq!(unknown.durations[0].count, 1);
+        assert_eq!(unknown.durations[0].buckets, vec![0, 0]);
+        assert_eq!(t.interactions(), 4);
+    }
+
+    #[test]
+    fn limits_fold_new_values_into_other() {
+        let limits = Limits {
+            routing_points: 2,
+            options_per_routing_point: 1,
+            transfers_per_routing_point: 1,
+        };
+        let mut t = Totals::default();
+        for (rp, opt, dn) in [
+            ("1", "a", "x"),
+            ("2", "a", "x"),
+            ("3", "a", "x"),
+            ("1", "b", "y"),
+            ("1", "a", "x"),
+            ("4", "c", "z"),
+        ] {
+            t.apply(&row(rp, opt, dn, "ok", "1", "").read(), &limits, &[1.0]);
+        }
+        assert_eq!(t.routing_points.len(), 3);
+        let other = &t.routing_points[&(OTHER.to_string(), OTHER.to_string())];
+        assert_eq!(other.interactions[0], 2);
+        // `_other` routing point: its first option takes its one slot, the next folds.
+        assert_eq!(other.options.get("a"), Some(&1));
+        assert_eq!(other.options.get(OTHER), Some(&1));
+        assert_eq!(t.overflow, [2, 2, 2]);
+    }
+
+    #[test]
+    fn renders_valid_text_with_known_series_at_zero() {
+        let mut t = Totals::default();
+        t.apply(
+            &row("1", "PULSE", "3001", "ok", "4", "2026-11-27 10:00:00").read(),
+            &Limits::default(),
+            &[5.0, 10.0],
+        );
+        let m = Metrics::new(vec![5.0, 10.0], vec![("acme".into(), shared(t))]).unwrap();
+        let text = m.render();
+        for line in [
+            "wolkvox_ivr_interactions_total{operation=\"acme\",rp_id=\"1\",rp_name=\"Menú \\\"A\\\"\",result=\"hung_up\"} 0",
+            "wolkvox_ivr_interactions_total{operation=\"acme\",rp_id=\"1\",rp_name=\"Menú \\\"A\\\"\",result=\"ok\"} 1",
+            "wolkvox_ivr_interaction_duration_seconds_bucket{operation=\"acme\",rp_id=\"1\",rp_name=\"Menú \\\"A\\\"\",result=\"ok\",le=\"5\"} 1",
+            "wolkvox_ivr_interaction_duration_seconds_bucket{operation=\"acme\",rp_id=\"1\",rp_name=\"Menú \\\"A\\\"\",result=\"ok\",le=\"+Inf\"} 1",
+            "wolkvox_ivr_interaction_duration_seconds_sum{operation=\"acme\",rp_id=\"1\",rp_name=\"Menú \\\"A\\\"\",result=\"ok\"} 4",
+            "wolkvox_ivr_pulse_total{operation=\"acme\",rp_id=\"1\",rp_name=\"Menú \\\"A\\\"\"} 1",
+            "wolkvox_ivr_menu_option_total{operation=\"acme\",rp_id=\"1\",rp_name=\"Menú \\\"A\\\"\",option=\"PULSE\"} 1",
+            "wolkvox_ivr_rows_invalid_total{operation=\"acme\",field=\"time\"} 0",
+            "wolkvox_poll_errors_total{operation=\"acme\",reason=\"token_limit\"} 0",
+            "wolkvox_label_overflow_total{operation=\"acme\",label=\"option\"} 0",
+            "wolkvox_ivr_rows_duplicate_total{operation=\"acme\"} 0",
+            "wolkvox_up{operation=\"acme\"} 0",
+            "# TYPE wolkvox_ivr_interaction_duration_seconds histogram",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The HTTP client for the report API: one request at a time per permit, a hard cap on
+//! the body size, and every failure turned into an [`ApiError`] with its [`Reason`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use reqwest::Url;
+use tokio::sync::Semaphore;
+
+use super::{ApiError, Reason, classify, excerpt, row};
+use crate::secret::Secret;
+use crate::window::Query;
+
+/// The API's documented largest answer: past this we stop reading and fail the cycle.
+pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+
+/// One request's outcome: the status for `wolkvox_api_requests_total{code}` (`None`
+/// when no answer came) and the body of a 200 (empty for a 404) or the error.
+#[derive(Debug)]
+pub struct Attempt {
+    pub status: Option<u16>,
+    pub result: Result<Bytes, ApiError>,
+}
+
+impl Attempt {
+    /// The `code` label: the HTTP status, or `error` when there was no answer.
+    pub fn code_label(&self) -> String {
+        self.status
+            .map_or_else(|| "error".to_string(), |s| s.to_string())
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    report_url: Url,
+    info_url: Url,
+    token: Secret,
+    customer_id: Option<String>,
+    /// Shared by every operation that uses the same token: the API counts per token.
+    permits: Arc<Semaphore>,
+    max_body: usize,
+}
+
+impl Client {
+    pub fn new(
+        base_url: &Url,
+        token: Secret,
+        customer_id: Option<String>,
+        timeout: Duration,
+        permits: Arc<Semaphore>,
+    ) -> Result<Client, String> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("wolkvox-exporter/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let join = |p: &str| base_url.join(p).map_err(|e| format!("base URL: {e}"));
+        Ok(Client {
+            http,
+            report_url: join("api/v2/reports_manager.php")?,
+            info_url: join("api/v2/information.php")?,
+            token,
+            customer_id,
+            permits,
+            max_body: MAX_BODY_BYTES,
+        })
+    }
+
+    /// For tests of the size cap.
+    pub fn with_max_body(mut self, max_body: usize) -> Client {
+        self.max_body = max_body;
+        self
+    }
+
+    /// The full request URL for a query (no token in it: that goes in a header).
+    pub fn report_url(&self, q: &Query) -> Url {
+        let mut url = self.report_url.clone();
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs
+                .append_pair("api", "diagram_1")
+                .append_pair("date_ini", &q.date_ini_string())
+                .append_pair("date_end", &q.date_end_string());
+            if let Some(c) = &self.customer_id {
+                pairs.append_pair("customer_id", c);
+            }
+        }
+        url
+    }
+
+    /// Asks for one query's rows. A 200 gives its body, a 404 an empty body.
+    pub async fn fetch(&self, q: &Query) -> Attempt {
+        self.get(self.report_url(q)).await
+    }
+
+    /// `information.php?api=token_info`: the token's budget. Costs one request.
+    pub async fn token_info(&self) -> Attempt {
+        let mut url = self.info_url.clone();
+        url.query_pairs_mut().append_pair("api", "token_info");
+        self.get(url).await
+    }
+
+    async fn get(&self, url: Url) -> Attempt {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Attempt {
+                status: None,
+                result: Err(error(Reason::Other, None, "client closed")),
+            };
+        };
+        let response = match self
+            .http
+            .get(url)
+            .header("wolkvox-token", self.token.expose())
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt {
+                    status: None,
+                    result: Err(transport(e)),
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        let body = read_capped(response, self.max_body).await;
+        let result = match (status, body) {
+            (_, Err(e)) => Err(e),
+            (200, Ok(body)) => Ok(body),
+            (404, Ok(_)) => Ok(Bytes::new()),
+            (s, Ok(body)) => {
+                let msg = error_message(&body);
+                Err(error(classify(s, &msg), Some(s), &msg))
+            }
+        };
+        Attempt {
+            status: Some(status),
+            result,
+        }
+    }
+}
+
+fn error(reason: Reason, status: Option<u16>, detail: &str) -> ApiError {
+    ApiError {
+        reason,
+        status,
+        detail: excerpt(detail),
+    }
+}
+
+fn transport(e: reqwest::Error) -> ApiError {
+    // reqwest's Display includes the URL: query strings hold dates and customer_id,
+    // so describe the failure without it.
+    let e = e.without_url();
+    let reason = if e.is_timeout() {
+        Reason::Timeout
+    } else {
+        Reason::Network
+    };
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    error(reason, None, &detail)
+}
+
+async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Bytes, ApiError> {
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(error(
+            Reason::Other,
+            Some(response.status().as_u16()),
+            &format!("answer larger than {max} bytes"),
+        ));
+    }
+    let mut buf = BytesMut::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > max {
+                    return Err(error(
+                        Reason::Other,
+                        Some(response.status().as_u16()),
+                        &format!("answer larger than {max} bytes"),
+                    ));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(e) => {
+                let mut err = transport(e);
+                if err.reason == Reason::Network {
+                    err.detail = format!("answer cut off: {}", err.detail);
+                }
+                return Err(err);
+            }
+        }
+    }
+}
+
+/// The `msg` of an error envelope, or the start of whatever the body was (an HTML
+/// gateway page, say).
+fn error_message(body: &[u8]) -> String {
+    match row::decode(body) {
+        Ok(env) => env.msg.map(|m| m.as_str().to_string()).unwrap_or_default(),
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    }
+}

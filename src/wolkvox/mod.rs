@@ -1,0 +1,153 @@
+//! The upstream: the report API's client, its error classes and its rows.
+
+pub mod client;
+pub mod row;
+
+use std::fmt;
+
+/// Why a request failed, as the `reason` label of `wolkvox_poll_errors_total`.
+/// Classification lives here, in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    Timeout,
+    Network,
+    Http5xx,
+    Decode,
+    Maintenance,
+    TokenLimit,
+    ConcurrencyLimit,
+    InvalidToken,
+    MissingToken,
+    BadRequest,
+    Other,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 11] = [
+        Reason::Timeout,
+        Reason::Network,
+        Reason::Http5xx,
+        Reason::Decode,
+        Reason::Maintenance,
+        Reason::TokenLimit,
+        Reason::ConcurrencyLimit,
+        Reason::InvalidToken,
+        Reason::MissingToken,
+        Reason::BadRequest,
+        Reason::Other,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::Timeout => "timeout",
+            Reason::Network => "network",
+            Reason::Http5xx => "http_5xx",
+            Reason::Decode => "decode",
+            Reason::Maintenance => "maintenance",
+            Reason::TokenLimit => "token_limit",
+            Reason::ConcurrencyLimit => "concurrency_limit",
+            Reason::InvalidToken => "invalid_token",
+            Reason::MissingToken => "missing_token",
+            Reason::BadRequest => "bad_request",
+            Reason::Other => "other",
+        }
+    }
+
+    /// Worth asking again within the same cycle: the cause is likely gone in seconds.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Reason::Timeout
+                | Reason::Network
+                | Reason::Http5xx
+                | Reason::Decode
+                | Reason::ConcurrencyLimit
+        )
+    }
+}
+
+/// A failed request: its class and a short description with no token and no caller data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub reason: Reason,
+    /// The HTTP status, when there was an answer.
+    pub status: Option<u16>,
+    pub detail: String,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(s) => write!(f, "{} (HTTP {s}): {}", self.reason.label(), self.detail),
+            None => write!(f, "{}: {}", self.reason.label(), self.detail),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Classifies an error answer from its status and the envelope's `msg` (the table in
+/// `wolkvox-api.md`). 404 never gets here: it means "no rows".
+pub fn classify(status: u16, msg: &str) -> Reason {
+    let m = msg.to_ascii_uppercase();
+    match status {
+        401 => Reason::MissingToken,
+        403 if m.contains("TOKEN LIMIT") => Reason::TokenLimit,
+        403 if m.contains("SIMULTANEOUS") => Reason::ConcurrencyLimit,
+        403 if m.contains("VALIDATE TOKEN") || m.contains("INVALID TOKEN") => Reason::InvalidToken,
+        403 if m.contains("WOLKVOX-TOKEN") => Reason::MissingToken,
+        // The API is switched off during server backups with a 403 whose text varies.
+        403 => Reason::Maintenance,
+        400 => Reason::BadRequest,
+        500..=599 => Reason::Http5xx,
+        _ => Reason::Other,
+    }
+}
+
+/// A short, safe excerpt of an error message for logs: one line, no more than 120 chars.
+pub fn excerpt(s: &str) -> String {
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(120)
+        .collect();
+    one_line.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_follows_the_vendor_table() {
+        for (status, msg, want) in [
+            (401, "PLEASE ENTER THE WOLKVOX-TOKEN", Reason::MissingToken),
+            (403, "TOKEN LIMIT EXCEEDED", Reason::TokenLimit),
+            (403, "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)", Reason::ConcurrencyLimit),
+            (403, "PLEASE VALIDATE TOKEN", Reason::InvalidToken),
+            (403, "The API is disabled while the server is backed up", Reason::Maintenance),
+            (400, "SOME PARAMETERS ARE REQUIRED", Reason::BadRequest),
+            (400, "THE API YOU WANT TO CONSULT DOES NOT EXIST", Reason::BadRequest),
+            (502, "<html>Bad Gateway</html>", Reason::Http5xx),
+            (503, "", Reason::Http5xx),
+            (418, "", Reason::Other),
+        ] {
+            assert_eq!(classify(status, msg), want, "{status} {msg}");
+        }
+    }
+
+    #[test]
+    fn labels_are_unique_and_match_the_contract() {
+        let labels: Vec<_> = Reason::ALL.iter().map(|r| r.label()).collect();
+        assert_eq!(
+            labels,
+            ["timeout", "network", "http_5xx", "decode", "maintenance", "token_limit", "concurrency_limit", "invalid_token", "missing_token", "bad_request", "other"]
+        );
+    }
+
+    #[test]
+    fn excerpts_are_one_short_line() {
+        assert_eq!(excerpt("a\nb\tc"), "a b c");
+        assert_eq!(excerpt(&"x".repeat(500)).len(), 120);
+    }
+}

@@ -1,0 +1,541 @@
+//! The report's response and rows: decoding (pure, borrowing from the body where it
+//! can) and the reading of each field as the contract defines it.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use jiff::civil::{Date, DateTime, Time};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+/// Label values longer than this (in bytes) are cut at a character boundary, so a
+/// hostile upstream cannot blow up `/metrics` with megabyte-long names.
+pub const MAX_LABEL_LEN: usize = 128;
+
+/// The JSON envelope every answer comes in.
+#[derive(Debug, Default, Deserialize)]
+pub struct Envelope<'a> {
+    #[serde(default)]
+    pub code: Option<i64>,
+    #[serde(default, borrow)]
+    pub msg: Option<Field<'a>>,
+    #[serde(default, borrow)]
+    pub data: Option<Vec<RawRow<'a>>>,
+}
+
+/// One report row as received; every field as text (numbers and booleans are
+/// accepted and kept as their JSON text; missing or null fields are empty).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct RawRow<'a> {
+    #[serde(borrow)]
+    pub rp_id: Field<'a>,
+    #[serde(borrow)]
+    pub rp_name: Field<'a>,
+    #[serde(borrow)]
+    pub cod_opc_menu: Field<'a>,
+    #[serde(borrow)]
+    pub dn_transfer: Field<'a>,
+    #[serde(borrow)]
+    pub date: Field<'a>,
+    #[serde(borrow)]
+    pub result: Field<'a>,
+    #[serde(borrow)]
+    pub ani: Field<'a>,
+    #[serde(borrow)]
+    pub time: Field<'a>,
+    #[serde(borrow)]
+    pub customer_id: Field<'a>,
+    #[serde(borrow)]
+    pub conn_id: Field<'a>,
+}
+
+/// A field's text, borrowed from the body unless it had escapes or was not a string.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Field<'a>(pub Cow<'a, str>);
+
+impl Field<'_> {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Field<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number, boolean or null")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Field(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Field(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Field(Cow::Owned(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Field(Cow::Owned(v.to_string())))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Field(Cow::Owned(v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Field(Cow::Owned(v.to_string())))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Field(Cow::Borrowed(if v { "true" } else { "false" })))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Field::default())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Field::default())
+            }
+            // Objects and arrays where text belongs: keep the row, read the field as empty.
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Field::default())
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut s: A) -> Result<Self::Value, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Field::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Decodes a 200 answer's body. Invalid UTF-8 is replaced rather than refused, so one
+/// bad byte in a routing point name does not fail the whole cycle.
+pub fn decode(body: &[u8]) -> Result<Envelope<'_>, String> {
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text).map_err(|e| e.to_string()),
+        Err(_) => {
+            let owned = String::from_utf8_lossy(body).into_owned();
+            let env: Envelope<'_> = serde_json::from_str(&owned).map_err(|e| e.to_string())?;
+            Ok(env.into_owned())
+        }
+    }
+}
+
+impl Envelope<'_> {
+    fn into_owned(self) -> Envelope<'static> {
+        Envelope {
+            code: self.code,
+            msg: self.msg.map(Field::into_owned),
+            data: self
+                .data
+                .map(|rows| rows.into_iter().map(RawRow::into_owned).collect()),
+        }
+    }
+}
+
+impl Field<'_> {
+    fn into_owned(self) -> Field<'static> {
+        Field(Cow::Owned(self.0.into_owned()))
+    }
+}
+
+impl RawRow<'_> {
+    fn into_owned(self) -> RawRow<'static> {
+        RawRow {
+            rp_id: self.rp_id.into_owned(),
+            rp_name: self.rp_name.into_owned(),
+            cod_opc_menu: self.cod_opc_menu.into_owned(),
+            dn_transfer: self.dn_transfer.into_owned(),
+            date: self.date.into_owned(),
+            result: self.result.into_owned(),
+            ani: self.ani.into_owned(),
+            time: self.time.into_owned(),
+            customer_id: self.customer_id.into_owned(),
+            conn_id: self.conn_id.into_owned(),
+        }
+    }
+
+    /// The row's identity: a 128-bit hash of its ten fields as received, so caller
+    /// data is never kept in clear. Length prefixes keep `("ab","c")` apart from `("a","bc")`.
+    pub fn identity(&self) -> u128 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for f in [
+            &self.rp_id,
+            &self.rp_name,
+            &self.cod_opc_menu,
+            &self.dn_transfer,
+            &self.date,
+            &self.result,
+            &self.ani,
+            &self.time,
+            &self.customer_id,
+            &self.conn_id,
+        ] {
+            h.update(&(f.0.len() as u64).to_le_bytes());
+            h.update(f.0.as_bytes());
+        }
+        h.digest128()
+    }
+}
+
+// ---------------------------------------------------------------- field reading
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum Outcome {
+    Ok,
+    HungUp,
+    Other,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::HungUp, Outcome::Other];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::HungUp => "hung_up",
+            Outcome::Other => "other",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// `result`: trimmed, lower-cased, `_` read as a space.
+pub fn parse_result(s: &str) -> Outcome {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("ok") {
+        return Outcome::Ok;
+    }
+    let norm: String = s
+        .chars()
+        .map(|c| {
+            if c == '_' {
+                ' '
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect();
+    let words: Vec<&str> = norm.split_whitespace().collect();
+    match words.as_slice() {
+        ["hung", "up"] | ["hungup"] => Outcome::HungUp,
+        _ => Outcome::Other,
+    }
+}
+
+/// `cod_opc_menu`: trimmed; `PULSE` in any case becomes `PULSE`; empty is no option.
+pub fn parse_option(s: &str) -> Option<Cow<'_, str>> {
+    let s = s.trim();
+    if s.is_empty() {
+        None
+    } else if s.eq_ignore_ascii_case("PULSE") {
+        Some(Cow::Borrowed("PULSE"))
+    } else {
+        Some(Cow::Borrowed(s))
+    }
+}
+
+/// `time`: integer or decimal seconds, `HH:MM:SS`, `H:MM:SS` or `MM:SS`. `None` when
+/// unparseable or negative.
+pub fn parse_duration(s: &str) -> Option<f64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if !s.contains(':') {
+        let v: f64 = s.parse().ok()?;
+        return (v.is_finite() && v >= 0.0).then_some(v);
+    }
+    let parts: Vec<&str> = s.split(':').collect();
+    let digits = |p: &str, max_len: usize| -> Option<u64> {
+        if p.is_empty() || p.len() > max_len || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        p.parse().ok()
+    };
+    let (h, m, sec) = match parts.as_slice() {
+        [h, m, sec] => (digits(h, 6)?, digits(m, 2)?, digits(sec, 2)?),
+        [m, sec] => (0, digits(m, 6)?, digits(sec, 2)?),
+        _ => return None,
+    };
+    // Minutes and seconds under 60, except a leading MM in `MM:SS` may run past 59.
+    if sec >= 60 || (parts.len() == 3 && m >= 60) {
+        return None;
+    }
+    Some((h * 3600 + m * 60 + sec) as f64)
+}
+
+/// `date`: `YYYY-mm-dd HH:MM:SS`, `YYYYmmddHHiiss`, `YYYY-mm-ddTHH:MM:SS` or
+/// `YYYYmmddHH`, as local wall time.
+pub fn parse_date(s: &str) -> Option<DateTime> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(r)?;
+        if !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    let (y, mo, d, h, mi, se) = match b.len() {
+        19 if b[4] == b'-'
+            && b[7] == b'-'
+            && (b[10] == b' ' || b[10] == b'T')
+            && b[13] == b':'
+            && b[16] == b':' =>
+        {
+            (
+                num(0..4)?,
+                num(5..7)?,
+                num(8..10)?,
+                num(11..13)?,
+                num(14..16)?,
+                num(17..19)?,
+            )
+        }
+        14 => (
+            num(0..4)?,
+            num(4..6)?,
+            num(6..8)?,
+            num(8..10)?,
+            num(10..12)?,
+            num(12..14)?,
+        ),
+        10 => (num(0..4)?, num(4..6)?, num(6..8)?, num(8..10)?, 0, 0),
+        _ => return None,
+    };
+    let date = Date::new(
+        i16::try_from(y).ok()?,
+        i8::try_from(mo).ok()?,
+        i8::try_from(d).ok()?,
+    )
+    .ok()?;
+    let time = Time::new(
+        i8::try_from(h).ok()?,
+        i8::try_from(mi).ok()?,
+        i8::try_from(se).ok()?,
+        0,
+    )
+    .ok()?;
+    Some(date.to_datetime(time))
+}
+
+/// Trims and caps a label value at [`MAX_LABEL_LEN`] bytes on a character boundary.
+pub fn label_value(s: &str) -> &str {
+    let s = s.trim();
+    if s.len() <= MAX_LABEL_LEN {
+        return s;
+    }
+    let mut end = MAX_LABEL_LEN;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A row read for the metrics: label values (capped), outcome, option, transfer,
+/// duration and date, borrowing from the raw row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading<'a> {
+    pub rp_id: &'a str,
+    pub rp_name: &'a str,
+    pub outcome: Outcome,
+    pub option: Option<Cow<'a, str>>,
+    pub transfer: Option<&'a str>,
+    pub duration: Option<f64>,
+    pub date: Option<DateTime>,
+}
+
+impl<'a> RawRow<'a> {
+    pub fn read(&'a self) -> Reading<'a> {
+        let rp_id = label_value(self.rp_id.as_str());
+        Reading {
+            rp_id: if rp_id.is_empty() { "unknown" } else { rp_id },
+            rp_name: label_value(self.rp_name.as_str()),
+            outcome: parse_result(self.result.as_str()),
+            option: parse_option(label_value(self.cod_opc_menu.as_str())),
+            transfer: Some(label_value(self.dn_transfer.as_str())).filter(|t| !t.is_empty()),
+            duration: parse_duration(self.time.as_str()),
+            date: parse_date(self.date.as_str()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    #[test]
+    fn results() {
+        for (s, want) in [
+            ("ok", Outcome::Ok),
+            (" OK ", Outcome::Ok),
+            ("hung up", Outcome::HungUp),
+            ("Hung Up", Outcome::HungUp),
+            ("hung_up", Outcome::HungUp),
+            ("HUNGUP", Outcome::HungUp),
+            ("  hung   up ", Outcome::HungUp),
+            ("hung", Outcome::Other),
+            ("", Outcome::Other),
+            ("okay", Outcome::Other),
+            ("hung up now", Outcome::Other),
+        ] {
+            assert_eq!(parse_result(s), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn options() {
+        assert_eq!(parse_option(" pulse "), Some(Cow::Borrowed("PULSE")));
+        assert_eq!(parse_option("Pulse"), Some(Cow::Borrowed("PULSE")));
+        assert_eq!(parse_option(" AGENTE"), Some(Cow::Borrowed("AGENTE")));
+        assert_eq!(parse_option("   "), None);
+        assert_eq!(parse_option("PULSES"), Some(Cow::Borrowed("PULSES")));
+    }
+
+    #[test]
+    fn durations() {
+        for (s, want) in [
+            ("42", Some(42.0)),
+            (" 4.5 ", Some(4.5)),
+            ("0", Some(0.0)),
+            ("00:01:05", Some(65.0)),
+            ("1:00:00", Some(3600.0)),
+            ("01:05", Some(65.0)),
+            ("75:10", Some(4510.0)),
+            ("-3", None),
+            ("", None),
+            ("abc", None),
+            ("1:60", None),
+            ("1:61:00", None),
+            ("1::2", None),
+            ("1:2:3:4", None),
+            ("NaN", None),
+            ("inf", None),
+            ("-0:10", None),
+        ] {
+            assert_eq!(parse_duration(s), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn dates() {
+        let want = date(2026, 11, 27).at(8, 5, 9, 0);
+        assert_eq!(parse_date("2026-11-27 08:05:09"), Some(want));
+        assert_eq!(parse_date("2026-11-27T08:05:09"), Some(want));
+        assert_eq!(parse_date("20261127080509"), Some(want));
+        assert_eq!(
+            parse_date(" 2026112708 "),
+            Some(date(2026, 11, 27).at(8, 0, 0, 0))
+        );
+        for bad in [
+            "",
+            "2026-11-27",
+            "2026-13-01 00:00:00",
+            "2026-02-30 00:00:00",
+            "20261127250000",
+            "2026/11/27 08:05:09",
+            "2026-11-27 08:05:9x",
+            "+2026112708",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn labels_are_capped_on_char_boundaries() {
+        let long = "é".repeat(100);
+        let v = label_value(&long);
+        assert!(v.len() <= MAX_LABEL_LEN && v.len() == 128);
+        assert_eq!(label_value("  Menú  "), "Menú");
+    }
+
+    #[test]
+    fn decodes_strings_numbers_nulls_and_missing_fields() {
+        let body = br#"{"code":200,"error":null,"msg":"2 records were found","data":[
+            {"rp_id":7,"rp_name":"Men\u00fa \"P\"","cod_opc_menu":"1","dn_transfer":null,"date":"2026-11-27 08:00:00","result":"ok","ani":"300","time":12.5,"customer_id":"","conn_id":"c1","extra":{"x":1}},
+            {"rp_name":["odd"]}
+        ]}"#;
+        let env = decode(body).unwrap();
+        assert_eq!(env.code, Some(200));
+        let rows = env.data.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].rp_id.as_str(), "7");
+        assert_eq!(rows[0].rp_name.as_str(), "Menú \"P\"");
+        assert_eq!(rows[0].dn_transfer.as_str(), "");
+        assert_eq!(rows[0].time.as_str(), "12.5");
+        let r = rows[1].read();
+        assert_eq!(
+            (r.rp_id, r.rp_name, r.outcome),
+            ("unknown", "", Outcome::Other)
+        );
+    }
+
+    #[test]
+    fn null_data_and_invalid_utf8() {
+        assert!(
+            decode(br#"{"code":404,"msg":"Validate dates entered","data":null}"#)
+                .unwrap()
+                .data
+                .is_none()
+        );
+        let mut body = br#"{"code":200,"data":[{"rp_name":"A"#.to_vec();
+        body.push(0xff);
+        body.extend_from_slice(br#"B"}]}"#);
+        let env = decode(&body).unwrap();
+        assert_eq!(env.data.unwrap()[0].rp_name.as_str(), "A\u{fffd}B");
+        assert!(decode(b"<html>502</html>").is_err());
+        assert!(decode(br#"{"code":200,"data":"nope"}"#).is_err());
+        assert!(decode(br#"{"code":200,"data":[{"rp_id":"1"#).is_err());
+    }
+
+    #[test]
+    fn identity_is_the_ten_fields() {
+        let a = RawRow {
+            rp_id: Field("ab".into()),
+            rp_name: Field("c".into()),
+            ..Default::default()
+        };
+        let b = RawRow {
+            rp_id: Field("a".into()),
+            rp_name: Field("bc".into()),
+            ..Default::default()
+        };
+        assert_ne!(a.identity(), b.identity());
+        assert_eq!(a.identity(), a.clone().identity());
+        let mut c = a.clone();
+        c.conn_id = Field("x".into());
+        assert_ne!(a.identity(), c.identity());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsers_never_panic(s in "\\PC{0,40}") {
+            let _ = parse_duration(&s);
+            let _ = parse_date(&s);
+            let _ = parse_result(&s);
+            let _ = parse_option(&s);
+            let _ = label_value(&s);
+        }
+
+        #[test]
+        fn clock_forms_agree_with_seconds(h in 0u64..100, m in 0u64..60, s in 0u64..60) {
+            let total = (h * 3600 + m * 60 + s) as f64;
+            proptest::prop_assert_eq!(parse_duration(&format!("{h:02}:{m:02}:{s:02}")), Some(total));
+            proptest::prop_assert_eq!(parse_duration(&format!("{h}:{m:02}:{s:02}")), Some(total));
+            proptest::prop_assert_eq!(parse_duration(&format!("{}", total as u64)), Some(total));
+        }
+
+        #[test]
+        fn decoder_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = decode(&bytes);
+        }
+    }
+}
