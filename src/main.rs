@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use wolkvox_exporter::cli::{listen_addr, Cli, Command};
+use wolkvox_exporter::cli::{Cli, Command, listen_addr};
 use wolkvox_exporter::config::{Config, ProcessEnv};
-use wolkvox_exporter::{check, demo, logging, run, RunOptions};
+use wolkvox_exporter::{RunOptions, check, demo, logging, run};
 
 /// Exit code for a start that cannot go ahead: bad config, port in use, bad state.
 const EXIT_CONFIG: u8 = 2;
@@ -19,7 +19,10 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_level, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
@@ -49,7 +52,10 @@ async fn serve(cli: Cli) -> ExitCode {
         return fail("--web.config.file: TLS and basic auth are not available in this version yet");
     }
     if !cli.telemetry_path.starts_with('/') || cli.telemetry_path.len() < 2 {
-        return fail(format!("--web.telemetry-path: {:?} must start with / and name a path", cli.telemetry_path));
+        return fail(format!(
+            "--web.telemetry-path: {:?} must start with / and name a path",
+            cli.telemetry_path
+        ));
     }
     let addr = match listen_addr(&cli.listen_address) {
         Ok(a) => a,
@@ -61,7 +67,8 @@ async fn serve(cli: Cli) -> ExitCode {
         let dir = match &cli.state_dir {
             Some(d) => d.clone(),
             None => {
-                let d = std::env::temp_dir().join(format!("wolkvox-exporter-demo-{}", std::process::id()));
+                let d = std::env::temp_dir()
+                    .join(format!("wolkvox-exporter-demo-{}", std::process::id()));
                 demo_dir = Some(d.clone());
                 d
             }
@@ -93,15 +100,30 @@ async fn serve(cli: Cli) -> ExitCode {
     };
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
-        Err(e) => return fail(format!("--web.listen-address: cannot listen on {addr}: {e}")),
+        Err(e) => {
+            return fail(format!(
+                "--web.listen-address: cannot listen on {addr}: {e}"
+            ));
+        }
     };
-    let shown = listener.local_addr().map(|a| a.port()).unwrap_or(addr.port());
-    let host = if addr.ip().is_unspecified() { "localhost".to_string() } else { addr.ip().to_string() };
-    tracing::info!(address = %addr, operations = config.operations.len(), "listening");
+    let bound = listener.local_addr().unwrap_or(addr);
+    let host = if addr.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let shown = bound.port();
+    tracing::info!(address = %bound, operations = config.operations.len(), "listening");
     if cli.demo {
-        eprintln!("\n  wolkvox-exporter demo is running: open http://{host}:{shown}/  (metrics at http://{host}:{shown}{})\n", cli.telemetry_path);
+        eprintln!(
+            "\n  wolkvox-exporter demo is running: open http://{host}:{shown}/  (metrics at http://{host}:{shown}{})\n",
+            cli.telemetry_path
+        );
     }
-    let options = RunOptions { telemetry_path: cli.telemetry_path.clone(), state_reset: cli.state_reset };
+    let options = RunOptions {
+        telemetry_path: cli.telemetry_path.clone(),
+        state_reset: cli.state_reset,
+    };
     let result = run(config, listener, options, async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
@@ -120,7 +142,7 @@ async fn serve(cli: Cli) -> ExitCode {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
+        use tokio::signal::unix::{SignalKind, signal};
         match signal(SignalKind::terminate()) {
             Ok(mut term) => {
                 tokio::select! {

@@ -1,0 +1,346 @@
+//! The binary's start: bad input stops it with exit code 2 and one line naming the key
+//! or file; good input and signals end it cleanly.
+
+use std::process::Command;
+
+use crate::helpers::*;
+
+/// Runs the binary with `args` and returns (exit code, stderr).
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("WOLKVOX_SERVER")
+        .env_remove("WOLKVOX_TOKEN")
+        .env_remove("WOLKVOX_EXPORTER_CONFIG")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const OP: &str =
+    "operations:\n  - name: acme\n    base_url: \"http://127.0.0.1:9\"\n    token_env: T\n";
+
+#[test]
+fn broken_configs_exit_2_with_one_line_naming_the_key() {
+    let dir = tempdir();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    let cases: Vec<(&str, String, Vec<&str>, &str)> = vec![
+        (
+            "unknown key",
+            format!("{OP}    colour: blue\n"),
+            vec![],
+            "unknown field `colour`",
+        ),
+        (
+            "bad zone",
+            format!("{OP}    timezone: America/Bogata\n"),
+            vec![],
+            "timezone: unknown time zone \"America/Bogata\"",
+        ),
+        (
+            "bad duration",
+            format!("{OP}poll: {{interval: soon}}\n"),
+            vec![],
+            "poll.interval: invalid duration \"soon\"",
+        ),
+        (
+            "unset token variable",
+            OP.replace("token_env: T", "token_env: NOT_SET_ANYWHERE"),
+            vec![],
+            "token_env: environment variable NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            "duplicate names",
+            format!("{OP}{}", OP.trim_start_matches("operations:\n")),
+            vec![],
+            "operations[1].name: duplicate operation name \"acme\"",
+        ),
+        (
+            "YAML syntax",
+            "operations: [\n".to_string(),
+            vec![],
+            "unclosed bracket",
+        ),
+        (
+            "three concurrent requests",
+            format!("{OP}    max_concurrent_requests: 3\n"),
+            vec![],
+            "max_concurrent_requests: must be 1 or 2 (got 3)",
+        ),
+        (
+            "bad buckets",
+            format!("{OP}duration_buckets: [10, 5]\n"),
+            vec![],
+            "duration_buckets[1]: buckets must increase",
+        ),
+        (
+            "bad base_url",
+            OP.replace("http://127.0.0.1:9", "not a url"),
+            vec![],
+            "base_url: invalid URL \"not a url\"",
+        ),
+        (
+            "port in use",
+            OP.to_string(),
+            vec!["--web.listen-address", busy_addr.as_str()],
+            "--web.listen-address: cannot listen on",
+        ),
+        (
+            "bad listen address",
+            OP.to_string(),
+            vec!["--web.listen-address", "nowhere"],
+            "--web.listen-address: \"nowhere\" is not an address",
+        ),
+        (
+            "empty token file",
+            OP.replace("token_env: T", "token_file: /dev/null"),
+            vec![],
+            "token_file: /dev/null is empty",
+        ),
+    ];
+    for (i, (what, yaml, extra, want)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("c{i}.yaml"));
+        std::fs::write(&path, yaml).unwrap();
+        let sd = dir.path().join(format!("s{i}"));
+        let mut args = vec![
+            "--config",
+            path.to_str().unwrap(),
+            "--state.dir",
+            sd.to_str().unwrap(),
+        ];
+        if extra.is_empty() {
+            args.extend(["--web.listen-address", "127.0.0.1:0"]);
+        }
+        args.extend(extra.iter().copied());
+        let (code, stderr) = run(&args, &[("T", "secret-token")]);
+        assert_eq!(code, 2, "{what}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("level=")).collect();
+        assert_eq!(lines.len(), 1, "{what}: one line, got {stderr:?}");
+        assert!(
+            lines[0].starts_with("wolkvox-exporter: "),
+            "{what}: {stderr}"
+        );
+        assert!(
+            lines[0].contains(want),
+            "{what}: want {want:?} in {:?}",
+            lines[0]
+        );
+        assert!(
+            !stderr.contains("secret-token") && !stderr.contains("panicked"),
+            "{what}: {stderr}"
+        );
+        if !extra.iter().any(|a| a.contains("listen")) {
+            assert!(
+                lines[0].contains(path.to_str().unwrap()),
+                "{what}: names the file: {}",
+                lines[0]
+            );
+        }
+    }
+    drop(busy);
+}
+
+#[test]
+fn missing_config_file_and_missing_environment() {
+    let (code, stderr) = run(&["--config", "/nonexistent/wolkvox.yaml"], &[]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr.trim(),
+        "wolkvox-exporter: /nonexistent/wolkvox.yaml: cannot read config file: No such file or directory (os error 2)"
+    );
+    let (code, stderr) = run(&[], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr
+            .trim()
+            .starts_with("wolkvox-exporter: no configuration: pass --config FILE"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(
+        &["--web.listen-address", "127.0.0.1:0"],
+        &[("WOLKVOX_SERVER", "0042")],
+    );
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr.trim(),
+        "wolkvox-exporter: environment: operations[0] (default).token_env: environment variable WOLKVOX_TOKEN is not set"
+    );
+    let (code, stderr) = run(
+        &["--web.listen-address", "127.0.0.1:0"],
+        &[
+            ("WOLKVOX_SERVER", "0042"),
+            ("WOLKVOX_TOKEN", "x"),
+            ("WOLKVOX_TIMEZONE", "Nowhere/City"),
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("timezone: unknown time zone \"Nowhere/City\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_flags_are_usage_errors() {
+    let (code, stderr) = run(&["--no-such-flag"], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--no-such-flag"));
+}
+
+#[test]
+fn help_names_the_environment_variables() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in [
+        "WOLKVOX_EXPORTER_CONFIG",
+        "WOLKVOX_EXPORTER_LISTEN_ADDRESS",
+        "WOLKVOX_EXPORTER_STATE_DIR",
+        "WOLKVOX_EXPORTER_LOG_FORMAT",
+    ] {
+        assert!(help.contains(var), "{var} missing from --help");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_in_plain_words() {
+    let sim = Sim::start().await;
+    sim.sim.add_tenant("good", tz("America/Bogota"));
+    let dir = tempdir();
+    let yaml = config(
+        &sim,
+        dir.path(),
+        &[
+            Op {
+                name: "fine",
+                token: "good",
+                zone: "America/Bogota",
+                extra: "",
+            },
+            Op {
+                name: "refused",
+                token: "wrong",
+                zone: "America/Bogota",
+                extra: "",
+            },
+        ],
+        "backfill: 1h",
+    );
+    let unreachable = yaml.replacen(
+        "operations:\n",
+        "operations:\n  - name: gone\n    base_url: \"http://127.0.0.1:9\"\n    token: x\n",
+        1,
+    );
+    let path = dir.path().join("check.yaml");
+    std::fs::write(&path, unreachable).unwrap();
+    let p = path.to_str().unwrap().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["check", "--config", &p])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("config: OK (3 operation(s))"), "{stdout}");
+    assert!(
+        stdout.contains("fine: OK: 127.0.0.1 answered; no rows"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("refused: token refused (PLEASE VALIDATE TOKEN)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("gone: API not reachable at 127.0.0.1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "warning: operations[0] (gone).token: the token is written in the config file"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        sim.report_requests().len(),
+        2,
+        "one small call per reachable operation"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_and_sigterm() {
+    let sim = Sim::start().await;
+    sim.sim.add_tenant("tok", tz("America/Bogota"));
+    // A slow upstream answer is in flight when SIGTERM arrives.
+    sim.sim.push_faults(
+        "tok",
+        [wolkvox_exporter::simulator::Fault::Slow(
+            std::time::Duration::from_secs(30),
+        )],
+    );
+    let dir = tempdir();
+    let yaml = config(
+        &sim,
+        dir.path(),
+        &[Op {
+            name: "acme",
+            token: "tok",
+            zone: "America/Bogota",
+            extra: "",
+        }],
+        "backfill: 1h, timeout: 60s",
+    );
+    let mut exp = Exporter::start(dir.path(), &yaml, &[]);
+    let url = format!("http://{}/-/healthy", exp.addr);
+    let ok = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["healthcheck", "--url", &url])
+            .status()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(ok.success());
+    let (status, body) = exp.get("/-/ready").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "waiting for the first poll cycle of: acme\n")
+    );
+    // Wait until the slow request is in flight.
+    for _ in 0..100 {
+        if !sim.report_requests().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(sim.report_requests().len(), 1);
+    let status = tokio::task::spawn_blocking(move || {
+        let s = exp.terminate(10);
+        (s, exp.log())
+    })
+    .await
+    .unwrap();
+    let (exit, log) = status;
+    assert_eq!(
+        exit.and_then(|s| s.code()),
+        Some(0),
+        "exit 0 within 10 s after SIGTERM\n{log}"
+    );
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(
+        state_file(dir.path(), "acme").exists(),
+        "state saved on the way out"
+    );
+    let bad = Command::new(BIN)
+        .args(["healthcheck", "--url", "http://127.0.0.1:9/-/healthy"])
+        .status()
+        .unwrap();
+    assert_eq!(bad.code(), Some(1));
+}
