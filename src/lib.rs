@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod ingest;
 pub mod ledger;
 pub mod logging;
 pub mod metrics;
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{Semaphore, watch};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -52,7 +53,10 @@ pub async fn run(
 ) -> Result<(), String> {
     let now = Timestamp::now();
     std::fs::create_dir_all(&config.state_dir).map_err(|e| {
-        format!("state_dir: cannot create {}: {e}", config.state_dir.display())
+        format!(
+            "state_dir: cannot create {}: {e}",
+            config.state_dir.display()
+        )
     })?;
     warn_about_orphan_state(&config);
 
@@ -60,7 +64,9 @@ pub async fn run(
     let mut permits: HashMap<String, Arc<Semaphore>> = HashMap::new();
     let mut per_token_max: HashMap<String, usize> = HashMap::new();
     for op in &config.operations {
-        let e = per_token_max.entry(op.token.expose().to_string()).or_insert(2);
+        let e = per_token_max
+            .entry(op.token.expose().to_string())
+            .or_insert(2);
         *e = (*e).min(op.max_concurrent_requests);
     }
     for (token, max) in per_token_max {
@@ -72,7 +78,9 @@ pub async fn run(
         let path = state::path(&config.state_dir, &op.name);
         if options.state_reset {
             match state::move_aside(&path, now) {
-                Ok(Some(aside)) => tracing::warn!(operation = %op.name, moved_to = %aside.display(), "state reset: old state moved aside"),
+                Ok(Some(aside)) => {
+                    tracing::warn!(operation = %op.name, moved_to = %aside.display(), "state reset: old state moved aside")
+                }
                 Ok(None) => {}
                 Err(e) => return Err(format!("{}: cannot move state aside: {e}", path.display())),
             }
@@ -87,7 +95,8 @@ pub async fn run(
         .iter()
         .map(|op| (op.name.clone(), metrics::SharedTotals::default()))
         .collect();
-    let metrics = Arc::new(Metrics::new(config.buckets.clone(), totals.clone()).map_err(|e| e.to_string())?);
+    let metrics =
+        Arc::new(Metrics::new(config.buckets.clone(), totals.clone()).map_err(|e| e.to_string())?);
     let mut pollers = Vec::new();
     let mut statuses = Vec::new();
     for ((op, saved), (_, shared)) in config.operations.iter().zip(saved).zip(totals) {
@@ -95,8 +104,14 @@ pub async fn run(
             .get(op.token.expose())
             .cloned()
             .unwrap_or_else(|| Arc::new(Semaphore::new(1)));
-        let client = Client::new(&op.base_url, op.token.clone(), op.customer_id.clone(), op.poll.timeout, token_permits)
-            .map_err(|e| format!("operations ({}): {e}", op.name))?;
+        let client = Client::new(
+            &op.base_url,
+            op.token.clone(),
+            op.customer_id.clone(),
+            op.poll.timeout,
+            token_permits,
+        )
+        .map_err(|e| format!("operations ({}): {e}", op.name))?;
         let restored = saved.is_some();
         let p = Poller::new(
             op.clone(),
@@ -138,7 +153,10 @@ pub async fn run(
             let _ = t.await;
         }
     };
-    if tokio::time::timeout(Duration::from_secs(7), all).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(7), all)
+        .await
+        .is_err()
+    {
         tracing::warn!("a poller did not stop in time; its last committed state is on disk");
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
@@ -147,13 +165,15 @@ pub async fn run(
 
 /// A state file for an operation that is no longer configured is left alone, with a warning.
 fn warn_about_orphan_state(config: &Config) {
-    let Ok(entries) = std::fs::read_dir(&config.state_dir) else { return };
+    let Ok(entries) = std::fs::read_dir(&config.state_dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
-        if let Some(op) = name.strip_suffix(".json") {
-            if !config.operations.iter().any(|o| o.name == op) {
-                tracing::warn!(file = %e.path().display(), "state file for an operation that is not configured; left as it is");
-            }
+        if let Some(op) = name.strip_suffix(".json")
+            && !config.operations.iter().any(|o| o.name == op)
+        {
+            tracing::warn!(file = %e.path().display(), "state file for an operation that is not configured; left as it is");
         }
     }
 }

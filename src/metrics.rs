@@ -40,10 +40,10 @@ impl Histogram {
     }
 
     fn observe(&mut self, bounds: &[f64], v: f64) {
-        if let Some(i) = bounds.iter().position(|b| v <= *b) {
-            if let Some(slot) = self.buckets.get_mut(i) {
-                *slot += 1;
-            }
+        if let Some(i) = bounds.iter().position(|b| v <= *b)
+            && let Some(slot) = self.buckets.get_mut(i)
+        {
+            *slot += 1;
         }
         self.sum += v;
         self.count += 1;
@@ -127,10 +127,10 @@ impl Totals {
                 self.overflow[1] += 1;
             }
         }
-        if let Some(t) = r.transfer {
-            if bump(&mut rp.transfers, t, limits.transfers_per_routing_point) {
-                self.overflow[2] += 1;
-            }
+        if let Some(t) = r.transfer
+            && bump(&mut rp.transfers, t, limits.transfers_per_routing_point)
+        {
+            self.overflow[2] += 1;
         }
         match r.duration {
             Some(d) => rp.durations[o].observe(bounds, d),

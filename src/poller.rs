@@ -6,21 +6,18 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jiff::civil::{Date, DateTime};
+use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
 use crate::config::{Limits, Operation};
-use crate::ledger::{Batch, Ledger};
+use crate::ingest::{Ingested, ingest};
+use crate::ledger::Ledger;
 use crate::metrics::{ExporterMetrics, SharedTotals, Totals};
 use crate::state::{self, OpState, SavedTotals};
 use crate::window::{self, Query, Range};
 use crate::wolkvox::client::{Attempt, Client};
-use crate::wolkvox::row::decode;
-use crate::wolkvox::{ApiError, Reason, classify};
-
-/// The API's row cap: an answer this long is taken as cut off.
-pub const ROW_CAP: usize = 60_000;
+use crate::wolkvox::{ApiError, Reason};
 
 /// Retries of one request inside a cycle before the cycle fails, for transient errors.
 const PART_RETRIES: u32 = 2;
@@ -254,7 +251,25 @@ impl Poller {
             let attempt = self.client.fetch(&q).await;
             self.count_request(&attempt);
             let result = match attempt.result {
-                Ok(body) => ingest(&body, &q, &tz, &mut batch, &mut next, &mut parts, self),
+                Ok(body) => ingest(&body, &q, &mut batch, &mut next, &self.limits, &self.bounds),
+                Err(e) => Err(e),
+            };
+            let result = match result {
+                Ok(Ingested::Split(a, b)) => {
+                    self.metrics
+                        .window_splits
+                        .with_label_values(&[&self.op.name])
+                        .inc();
+                    tracing::debug!(operation = %self.op.name, "answer at the row cap; splitting its range");
+                    parts.push_front(window::query_for(b, &tz));
+                    parts.push_front(window::query_for(a, &tz));
+                    Ok(())
+                }
+                Ok(Ingested::Applied { capped: true, .. }) => {
+                    tracing::warn!(operation = %self.op.name, "one second of the report holds the whole row cap; some rows may be missing");
+                    Ok(())
+                }
+                Ok(Ingested::Applied { .. }) => Ok(()),
                 Err(e) => Err(e),
             };
             let Err(e) = result else {
@@ -381,13 +396,12 @@ impl Poller {
                 if labels
                     .iter()
                     .any(|l| l.name() == "operation" && l.value() == name)
+                    && let Some(code) = labels.iter().find(|l| l.name() == "code")
                 {
-                    if let Some(code) = labels.iter().find(|l| l.name() == "code") {
-                        api_requests.insert(
-                            code.value().to_string(),
-                            metric.get_counter().get_value() as u64,
-                        );
-                    }
+                    api_requests.insert(
+                        code.value().to_string(),
+                        metric.get_counter().get_value() as u64,
+                    );
                 }
             }
         }
@@ -487,75 +501,6 @@ fn read_totals(t: &SharedTotals) -> Arc<Totals> {
         Ok(g) => Arc::clone(&g),
         Err(p) => Arc::clone(&p.into_inner()),
     }
-}
-
-/// Decodes one answer and applies its new rows to `next`, or splits its range when it
-/// came back at the row cap.
-fn ingest(
-    body: &[u8],
-    q: &Query,
-    tz: &jiff::tz::TimeZone,
-    batch: &mut Batch<'_>,
-    next: &mut Totals,
-    parts: &mut VecDeque<Query>,
-    p: &Poller,
-) -> Result<(), ApiError> {
-    if body.is_empty() {
-        return Ok(()); // 404: no rows in that range
-    }
-    let env = decode(body).map_err(|e| ApiError {
-        reason: Reason::Decode,
-        status: Some(200),
-        detail: format!("invalid report answer: {e}"),
-    })?;
-    match env.code {
-        Some(200) | None => {}
-        Some(404) => return Ok(()),
-        Some(code) => {
-            let msg = env.msg.as_ref().map(|m| m.as_str()).unwrap_or("");
-            let status = u16::try_from(code).unwrap_or(0);
-            return Err(ApiError {
-                reason: classify(status, msg),
-                status: Some(200),
-                detail: format!("answer code {code}: {}", crate::wolkvox::excerpt(msg)),
-            });
-        }
-    }
-    let rows = env.data.unwrap_or_default();
-    if rows.len() >= ROW_CAP {
-        if let Some((a, b)) = window::bisect(q.range) {
-            p.metrics
-                .window_splits
-                .with_label_values(&[&p.op.name])
-                .inc();
-            tracing::debug!(operation = %p.op.name, rows = rows.len(), "answer at the row cap; splitting its range");
-            parts.push_front(window::query_for(b, tz));
-            parts.push_front(window::query_for(a, tz));
-            return Ok(());
-        }
-        tracing::warn!(operation = %p.op.name, rows = rows.len(), "one second of the report holds the whole row cap; some rows may be missing");
-    }
-    let readings: Vec<_> = rows.iter().map(|r| r.read()).collect();
-    let keyed: Vec<(u128, DateTime)> = rows
-        .iter()
-        .zip(&readings)
-        .map(|(r, rd)| {
-            (
-                r.identity(),
-                rd.date
-                    .map_or(q.date_end, |d| d.clamp(q.date_ini, q.date_end)),
-            )
-        })
-        .collect();
-    let fresh = batch.observe(&keyed);
-    for (reading, is_new) in readings.iter().zip(fresh) {
-        if is_new {
-            next.apply(reading, &p.limits, &p.bounds);
-        } else {
-            next.duplicates += 1;
-        }
-    }
-    Ok(())
 }
 
 /// Sleeps for `d`; returns true if shutdown was asked for meanwhile.

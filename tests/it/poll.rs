@@ -121,7 +121,7 @@ async fn settle_repolls_and_window_edges_count_each_row_once() {
                 "4",
                 &format!("late-{s}"),
             )
-            .visible_from(at + secs(3)),
+            .with_visible_from(at + secs(3)),
         );
     }
     sim.sim.add_rows("tok", data.clone());
