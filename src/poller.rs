@@ -119,6 +119,10 @@ impl Poller {
             }
             requests_day = s.requests_day;
             requests_today = s.requests_today;
+            let today = now.to_zoned_datetime(op.zone.clone()).date();
+            if requests_day == Some(today) {
+                m.api_requests_today.with_label_values(&[&name]).set(requests_today as i64);
+            }
         }
         metrics
             .ledger_rows
