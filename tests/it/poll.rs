@@ -544,3 +544,73 @@ async fn demo_shows_data() {
     assert!(!page.contains("demo-token"), "the token never shows");
     assert!(!s.text.contains("demo-token"));
 }
+
+/// History across Santiago's DST changes of 2026 (the April fold, when 23:00-23:59 runs
+/// twice, and the September gap, when 00:00-00:59 never happens), fetched in 31-day
+/// parts: each row of both passes of the repeated hour is counted exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn santiago_dst_history_counts_each_row_once() {
+    let sim = Sim::start().await;
+    let z = tz("America/Santiago");
+    sim.sim.add_tenant("tok", z.clone());
+    let fold: Timestamp = "2026-04-05T03:00:00Z".parse().unwrap();
+    let gap: Timestamp = "2026-09-06T04:00:00Z".parse().unwrap();
+    let mut placed = Vec::new();
+    for (name, center) in [("fold", fold), ("gap", gap)] {
+        // Every 5 minutes from two hours before to two hours after, at exact instants.
+        for i in 0..48 {
+            let at = center - SignedDuration::from_hours(2) + SignedDuration::from_mins(5 * i);
+            let row = SimRow::new(
+                wall(&z, at),
+                "3001",
+                "Menú Principal",
+                "1",
+                "",
+                if i % 4 == 0 { "hung up" } else { "ok" },
+                "30",
+                &format!("{name}-{i}"),
+            );
+            placed.push((at, row));
+        }
+    }
+    let data: Vec<SimRow> = placed.iter().map(|(_, r)| r.clone()).collect();
+    sim.sim.add_rows_at("tok", placed);
+    let days = Timestamp::now().duration_since(fold).as_hours() / 24 + 2;
+    let dir = tempdir();
+    let yaml = config(
+        &sim,
+        dir.path(),
+        &[Op {
+            name: "scl",
+            token: "tok",
+            zone: "America/Santiago",
+            extra: "",
+        }],
+        &format!("backfill: {days}d"),
+    );
+    let exp = Exporter::start(dir.path(), &yaml, &[]);
+    let s = exp
+        .wait_for(60, "the history", |s| s.sum("wolkvox_up", &[]) == 1.0)
+        .await;
+    assert_eq!(
+        s.sum("wolkvox_ivr_rows_total", &[]),
+        data.len() as f64,
+        "{}",
+        exp.log()
+    );
+    assert_eq!(shown_by_rp_result(&s, "scl"), expected_by_rp_result(&data));
+    // The fold's query named the repeated hour's wall times, never a missing one.
+    let reqs = sim.report_requests();
+    assert!(reqs.len() as i64 >= days / 31, "31-day parts");
+    for r in &reqs {
+        for d in [
+            r.date_ini.as_deref().unwrap(),
+            r.date_end.as_deref().unwrap(),
+        ] {
+            assert!(
+                !d.starts_with("20260906") || d[8..10] != *"00",
+                "nonexistent local time {d}"
+            );
+        }
+    }
+}
