@@ -100,23 +100,74 @@ fn bump(map: &mut HashMap<String, u64>, key: &str, limit: usize) -> bool {
     folded
 }
 
+/// Looks a `(String, String)` key up by two `&str` without allocating: both forms hash
+/// and compare through this trait exactly as a tuple of two strings does. `apply` runs
+/// once per new row, and the routing point almost always exists already.
+trait KeyPair {
+    fn first(&self) -> &str;
+    fn second(&self) -> &str;
+}
+
+impl KeyPair for (String, String) {
+    fn first(&self) -> &str {
+        &self.0
+    }
+    fn second(&self) -> &str {
+        &self.1
+    }
+}
+
+impl KeyPair for (&str, &str) {
+    fn first(&self) -> &str {
+        self.0
+    }
+    fn second(&self) -> &str {
+        self.1
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn KeyPair + 'a> for (String, String) {
+    fn borrow(&self) -> &(dyn KeyPair + 'a) {
+        self
+    }
+}
+
+// As `(String, String)` derives it: each field's `str` hash in turn.
+impl std::hash::Hash for dyn KeyPair + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.first().hash(state);
+        self.second().hash(state);
+    }
+}
+
+impl PartialEq for dyn KeyPair + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.first() == other.first() && self.second() == other.second()
+    }
+}
+
+impl Eq for dyn KeyPair + '_ {}
+
 impl Totals {
     /// Adds one new (not duplicate) row.
     pub fn apply(&mut self, r: &Reading<'_>, limits: &Limits, bounds: &[f64]) {
         self.rows += 1;
-        let key_exists = self
-            .routing_points
-            .contains_key(&(r.rp_id.to_string(), r.rp_name.to_string()));
-        let key = if key_exists || self.routing_points.len() < limits.routing_points {
-            (r.rp_id.to_string(), r.rp_name.to_string())
-        } else {
-            self.overflow[0] += 1;
-            (OTHER.to_string(), OTHER.to_string())
+        let mut probe: &dyn KeyPair = &(r.rp_id, r.rp_name);
+        if !self.routing_points.contains_key(probe) {
+            let key = if self.routing_points.len() < limits.routing_points {
+                (r.rp_id.to_string(), r.rp_name.to_string())
+            } else {
+                self.overflow[0] += 1;
+                probe = &(OTHER, OTHER);
+                (OTHER.to_string(), OTHER.to_string())
+            };
+            self.routing_points
+                .entry(key)
+                .or_insert_with(|| RoutingPoint::new(bounds.len()));
+        }
+        let Some(rp) = self.routing_points.get_mut(probe) else {
+            return; // just inserted: cannot happen
         };
-        let rp = self
-            .routing_points
-            .entry(key)
-            .or_insert_with(|| RoutingPoint::new(bounds.len()));
         let o = r.outcome.index();
         rp.interactions[o] += 1;
         if let Some(opt) = &r.option {
@@ -190,7 +241,8 @@ fn counter(pairs: &[(&str, &str)], v: u64) -> proto::Metric {
     m
 }
 
-const FAMILIES: [(&str, &str, MetricType, &[&str]); 7] = [
+/// The business families: name, help, type, labels. `backfill` writes the same.
+pub const FAMILIES: [(&str, &str, MetricType, &[&str]); 7] = [
     (
         "wolkvox_ivr_interactions_total",
         "IVR interaction rows counted, by result.",
@@ -388,6 +440,9 @@ pub struct ExporterMetrics {
     pub state_save_failures: IntCounterVec,
     pub state_last_save: GaugeVec,
     pub ledger_rows: IntGaugeVec,
+    /// From the API's `token_info`, refreshed hourly; absent until it answers.
+    pub token_limit: IntGaugeVec,
+    pub token_used_today: IntGaugeVec,
 }
 
 /// The registry and everything in it.
@@ -513,6 +568,26 @@ impl Metrics {
                     Opts::new(
                         "wolkvox_ledger_rows",
                         "Row identities remembered for de-duplication.",
+                    ),
+                    op,
+                )?,
+            )?,
+            token_limit: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "wolkvox_api_token_limit",
+                        "The token's daily request budget, as the API's token_info reports it.",
+                    ),
+                    op,
+                )?,
+            )?,
+            token_used_today: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "wolkvox_api_token_used_today",
+                        "Requests spent today on the token by every client using it, as token_info reports it.",
                     ),
                     op,
                 )?,

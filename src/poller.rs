@@ -51,6 +51,8 @@ pub struct Poller {
     pub state_path: PathBuf,
     /// Requests sent on the operation's local day: `(day, count)`.
     requests: Mutex<(Option<Date>, u64)>,
+    /// When to ask `token_info` for the token's budget next.
+    next_token_info: Timestamp,
     rng: u64,
 }
 
@@ -121,7 +123,9 @@ impl Poller {
             requests_today = s.requests_today;
             let today = now.to_zoned_datetime(op.zone.clone()).date();
             if requests_day == Some(today) {
-                m.api_requests_today.with_label_values(&[&name]).set(requests_today as i64);
+                m.api_requests_today
+                    .with_label_values(&[&name])
+                    .set(requests_today as i64);
             }
         }
         metrics
@@ -150,6 +154,7 @@ impl Poller {
             metrics,
             status,
             requests: Mutex::new((requests_day, requests_today)),
+            next_token_info: now,
             rng: seed | 1,
         };
         Ok(poller)
@@ -167,6 +172,10 @@ impl Poller {
                 break;
             }
             let now = Timestamp::now();
+            if now >= self.next_token_info {
+                self.next_token_info = now + SignedDuration::from_hours(1);
+                self.refresh_token_info().await;
+            }
             let Some(range) = window::cycle_range(now, self.watermark, self.origin, &self.op.poll)
             else {
                 let at = window::next_ready_at(self.watermark, self.origin, &self.op.poll);
@@ -255,7 +264,15 @@ impl Poller {
             let attempt = self.client.fetch(&q).await;
             self.count_request(&attempt);
             let result = match attempt.result {
-                Ok(body) => ingest(&body, &q, &mut batch, &mut next, &self.limits, &self.bounds),
+                Ok(body) => ingest(
+                    &body,
+                    &q,
+                    &tz,
+                    &mut batch,
+                    &mut next,
+                    &self.limits,
+                    &self.bounds,
+                ),
                 Err(e) => Err(e),
             };
             let result = match result {
@@ -267,6 +284,15 @@ impl Poller {
                     tracing::debug!(operation = %self.op.name, "answer at the row cap; splitting its range");
                     parts.push_front(window::query_for(b, &tz));
                     parts.push_front(window::query_for(a, &tz));
+                    Ok(())
+                }
+                Ok(Ingested::Continue { kept, rest, .. }) => {
+                    self.metrics
+                        .window_splits
+                        .with_label_values(&[&self.op.name])
+                        .inc();
+                    tracing::debug!(operation = %self.op.name, kept, "answer at the row cap; asking again from its last second");
+                    parts.push_front(rest);
                     Ok(())
                 }
                 Ok(Ingested::Applied { capped: true, .. }) => {
@@ -319,6 +345,35 @@ impl Poller {
             totals: next,
             ledger,
         })
+    }
+
+    /// The token's budget, for `wolkvox_api_token_limit` and the budget alert. One
+    /// request an hour; a failure here is logged and never fails a cycle.
+    async fn refresh_token_info(&self) {
+        let attempt = self.client.token_info().await;
+        self.count_request(&attempt);
+        let name = self.name();
+        match attempt
+            .result
+            .ok()
+            .and_then(|b| crate::wolkvox::parse_token_info(&b))
+        {
+            Some(info) => {
+                if let Some(l) = info.limit {
+                    self.metrics
+                        .token_limit
+                        .with_label_values(&[name])
+                        .set(i64::try_from(l).unwrap_or(i64::MAX));
+                }
+                if let Some(u) = info.used_today {
+                    self.metrics
+                        .token_used_today
+                        .with_label_values(&[name])
+                        .set(i64::try_from(u).unwrap_or(i64::MAX));
+                }
+            }
+            None => tracing::debug!(operation = %name, "token_info gave no budget"),
+        }
     }
 
     fn requests(&self) -> (Option<Date>, u64) {

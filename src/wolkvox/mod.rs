@@ -114,20 +114,80 @@ pub fn excerpt(s: &str) -> String {
     one_line.trim().to_string()
 }
 
+/// What `information.php?api=token_info` tells about a token's daily budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TokenInfo {
+    pub limit: Option<u64>,
+    pub used_today: Option<u64>,
+}
+
+/// Reads a `token_info` answer. Its exact shape is inferred (`data` an object, or a
+/// list of one, with `token_limit` and `token_use_today` as numbers or strings), so
+/// anything else gives `None` rather than an error.
+pub fn parse_token_info(body: &[u8]) -> Option<TokenInfo> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let data = match &v["data"] {
+        serde_json::Value::Array(a) => a.first()?.clone(),
+        d => d.clone(),
+    };
+    let num = |k: &str| match &data[k] {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    };
+    let info = TokenInfo {
+        limit: num("token_limit"),
+        used_today: num("token_use_today"),
+    };
+    (info != TokenInfo::default()).then_some(info)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_info_shapes() {
+        let want = Some(TokenInfo {
+            limit: Some(5000),
+            used_today: Some(12),
+        });
+        assert_eq!(
+            parse_token_info(br#"{"code":200,"data":{"token_limit":5000,"token_use_today":12}}"#),
+            want
+        );
+        assert_eq!(
+            parse_token_info(
+                br#"{"code":200,"data":[{"token_limit":"5000","token_use_today":"12"}]}"#
+            ),
+            want
+        );
+        assert_eq!(parse_token_info(br#"{"code":200,"data":null}"#), None);
+        assert_eq!(parse_token_info(b"<html>"), None);
+    }
 
     #[test]
     fn classification_follows_the_vendor_table() {
         for (status, msg, want) in [
             (401, "PLEASE ENTER THE WOLKVOX-TOKEN", Reason::MissingToken),
             (403, "TOKEN LIMIT EXCEEDED", Reason::TokenLimit),
-            (403, "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)", Reason::ConcurrencyLimit),
+            (
+                403,
+                "EXCEEDS THE LIMIT OF SIMULTANEOUS REQUESTS PER TOKEN (2)",
+                Reason::ConcurrencyLimit,
+            ),
             (403, "PLEASE VALIDATE TOKEN", Reason::InvalidToken),
-            (403, "The API is disabled while the server is backed up", Reason::Maintenance),
+            (
+                403,
+                "The API is disabled while the server is backed up",
+                Reason::Maintenance,
+            ),
             (400, "SOME PARAMETERS ARE REQUIRED", Reason::BadRequest),
-            (400, "THE API YOU WANT TO CONSULT DOES NOT EXIST", Reason::BadRequest),
+            (
+                400,
+                "THE API YOU WANT TO CONSULT DOES NOT EXIST",
+                Reason::BadRequest,
+            ),
             (502, "<html>Bad Gateway</html>", Reason::Http5xx),
             (503, "", Reason::Http5xx),
             (418, "", Reason::Other),
@@ -141,7 +201,19 @@ mod tests {
         let labels: Vec<_> = Reason::ALL.iter().map(|r| r.label()).collect();
         assert_eq!(
             labels,
-            ["timeout", "network", "http_5xx", "decode", "maintenance", "token_limit", "concurrency_limit", "invalid_token", "missing_token", "bad_request", "other"]
+            [
+                "timeout",
+                "network",
+                "http_5xx",
+                "decode",
+                "maintenance",
+                "token_limit",
+                "concurrency_limit",
+                "invalid_token",
+                "missing_token",
+                "bad_request",
+                "other"
+            ]
         );
     }
 

@@ -91,7 +91,7 @@ pub fn config(sim: &Sim, dir: &Path, ops: &[Op<'_>], poll: &str) -> String {
         ("interval", "1s"),
         ("delay", "1s"),
         ("settle", "5s"),
-        ("timeout", "2s"),
+        ("timeout", "5s"),
     ] {
         if !poll.contains(&format!("{k}:")) {
             keys.push(format!("{k}: {v}"));

@@ -64,15 +64,21 @@ async fn history_over_the_row_cap_is_counted_exactly() {
     let reqs = sim.report_requests();
     let capped = reqs.iter().filter(|r| r.rows >= 60_000).count() as f64;
     assert_eq!(capped, s.sum("wolkvox_window_splits_total", &[]));
-    // Let a few settle re-polls run over the newest rows: nothing more is counted.
-    let served_before = sim.report_requests().len();
+    // Rows keep coming after the history: settle re-polls serve them several times,
+    // and each counts once.
+    let t = Timestamp::now();
+    let more = rows(&z, t + secs(1), t + secs(4), 20, "more");
+    sim.sim.add_rows("tok", more.clone());
+    let past = (t + secs(4 + 5 + 2)).as_second() as f64;
     let s = exp
-        .wait_for(30, "more cycles", |s| {
-            s.sum("wolkvox_api_requests_total", &[]) as usize >= served_before + 3
+        .wait_for(60, "re-polls past the new rows", |s| {
+            s.sum("wolkvox_last_window_end_timestamp_seconds", &[]) >= past
         })
         .await;
+    let total = total + more.len() as f64;
     assert_eq!(s.sum("wolkvox_ivr_rows_total", &[]), total);
     assert!(s.sum("wolkvox_ivr_rows_duplicate_total", &[]) > 0.0);
+    let data: Vec<_> = data.into_iter().chain(more).collect();
     let invalid_time = data.iter().filter(|r| r.time == "n/a").count() as f64;
     assert_eq!(
         s.sum("wolkvox_ivr_rows_invalid_total", &[("field", "time")]),
@@ -192,7 +198,7 @@ async fn faults_are_classified_retried_and_lose_nothing() {
             // Cycle 2: more transient ones, ending in timeouts.
             Fault::WrongShape,
             Fault::ConcurrencyLimit,
-            Fault::Slow(std::time::Duration::from_secs(4)),
+            Fault::Slow(std::time::Duration::from_secs(8)),
             // Cycles 3 and 4: not worth retrying within the cycle.
             Fault::Maintenance,
             Fault::BadRequest,
@@ -303,7 +309,18 @@ async fn a_failed_cycle_changes_no_business_counter() {
     let reqs = sim.report_requests();
     assert_eq!(reqs.len(), 2);
     assert_eq!(reqs[0].rows, 50, "the first part was served");
-    assert_eq!(s.sum("wolkvox_api_requests_total", &[("code", "200")]), 1.0);
+    // The first part and the hourly token_info: exactly what the simulator answered 200.
+    let answered_200 = sim
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.status == 200)
+        .count() as f64;
+    assert_eq!(
+        s.sum("wolkvox_api_requests_total", &[("code", "200")]),
+        answered_200
+    );
+    assert!(s.sum("wolkvox_api_token_limit", &[]) > 0.0);
     assert_eq!(s.sum("wolkvox_up", &[]), 0.0);
     assert_eq!(s.sum("wolkvox_ivr_rows_total", &[]), 0.0);
     assert!(!s.has("wolkvox_ivr_interactions_total", &[]), "{}", s.text);
@@ -518,6 +535,36 @@ async fn empty_ranges_are_not_errors() {
     assert_eq!(s.sum("wolkvox_up", &[]), 1.0);
     assert_eq!(s.sum("wolkvox_poll_errors_total", &[]), 0.0);
     assert_eq!(s.sum("wolkvox_ivr_rows_total", &[]), 0.0);
+    // gzip when the scraper asks for it, and the same text inside.
+    let client = reqwest::Client::builder().no_gzip().build().unwrap();
+    let r = client
+        .get(format!("http://{}/metrics", exp.addr))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&r.bytes().await.unwrap()[..]),
+        &mut text,
+    )
+    .unwrap();
+    assert!(
+        text.contains("wolkvox_ivr_rows_total{operation=\"acme\"} 0"),
+        "{text}"
+    );
 }
 
 /// The demo shows data for both of its operations soon after the start.
