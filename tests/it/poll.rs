@@ -661,3 +661,70 @@ async fn santiago_dst_history_counts_each_row_once() {
         }
     }
 }
+
+/// A failing operation never holds up the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_operation_does_not_hold_up_the_others() {
+    let sim = Sim::start().await;
+    let z = tz("America/Bogota");
+    sim.sim.add_tenant("good", z.clone());
+    let now = Timestamp::now();
+    sim.sim.add_rows(
+        "good",
+        rows(
+            &z,
+            now - SignedDuration::from_mins(30),
+            now - secs(5),
+            120,
+            "g",
+        ),
+    );
+    // A slow, failing upstream for the other operation.
+    sim.sim.add_tenant("slow", z.clone());
+    sim.sim.push_faults(
+        "slow",
+        (0..20).map(|_| Fault::Slow(std::time::Duration::from_secs(30))),
+    );
+    let dir = tempdir();
+    let yaml = config(
+        &sim,
+        dir.path(),
+        &[
+            Op {
+                name: "good",
+                token: "good",
+                zone: "America/Bogota",
+                extra: "",
+            },
+            Op {
+                name: "bad",
+                token: "not-a-token",
+                zone: "America/Bogota",
+                extra: "",
+            },
+            Op {
+                name: "slow",
+                token: "slow",
+                zone: "America/Bogota",
+                extra: "",
+            },
+        ],
+        "backfill: 1h",
+    );
+    let exp = Exporter::start(dir.path(), &yaml, &[]);
+    let s = exp
+        .wait_for(30, "the good operation", |s| {
+            s.sum("wolkvox_ivr_rows_total", &[("operation", "good")]) == 120.0
+                && s.sum(
+                    "wolkvox_poll_errors_total",
+                    &[("operation", "bad"), ("reason", "invalid_token")],
+                ) >= 1.0
+        })
+        .await;
+    assert_eq!(s.sum("wolkvox_up", &[("operation", "good")]), 1.0);
+    assert_eq!(s.sum("wolkvox_up", &[("operation", "bad")]), 0.0);
+    assert_eq!(
+        s.sum("wolkvox_ivr_rows_total", &[("operation", "slow")]),
+        0.0
+    );
+}
