@@ -2,6 +2,7 @@
 """Check the Grafana dashboards of wolkvox-exporter (standard library only).
 
     python3 dashboards/check.py [--promtool PATH]
+    python3 dashboards/check.py --list-queries   # JSON for tools, e.g. tests/it/prometheus_e2e.rs
 
 For every dashboards/*.json:
   - it parses, has no __inputs, schemaVersion >= 36, a unique uid;
@@ -15,6 +16,10 @@ For every dashboards/*.json:
     prometheus/rules/recording.yml. The rule files are held to the same list.
 
 Exit status 0 when everything passes, 1 otherwise, 2 when promtool is missing.
+
+--list-queries checks nothing: it prints, as JSON, every dashboard's template variables and
+every panel's queries exactly as written (variables not substituted), found the same way
+as the checks find them, so that a test can run them against a real Prometheus.
 """
 
 import argparse
@@ -237,10 +242,55 @@ def promtool_parse(promtool, exprs, report):
             report.failures.append(f"{where}: PromQL does not parse: {expr}\n    {out}")
 
 
+def list_queries():
+    """Every dashboard's variables and panel queries, raw, as JSON on stdout."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(HERE, "*.json"))):
+        with open(path, encoding="utf-8") as f:
+            dash = json.load(f)
+        variables = []
+        for v in dash.get("templating", {}).get("list", []):
+            q = v.get("query")
+            q = q.get("query", "") if isinstance(q, dict) else (q or "")
+            variables.append({
+                "name": v.get("name"),
+                "type": v.get("type"),
+                "query": q,
+                "multi": bool(v.get("multi")),
+                "includeAll": bool(v.get("includeAll")),
+                "allValue": v.get("allValue"),
+                "current": (v.get("current") or {}).get("value"),
+            })
+        panels = []
+        for p in all_panels(dash.get("panels", [])):
+            if p.get("type") == "row":
+                continue
+            panels.append({
+                "id": p.get("id"),
+                "title": p.get("title"),
+                "type": p.get("type"),
+                "interval": p.get("interval") or None,
+                "targets": [{
+                    "refId": t.get("refId"),
+                    "expr": t.get("expr", ""),
+                    "instant": bool(t.get("instant")),
+                } for t in p.get("targets", [])],
+            })
+        out.append({"file": os.path.basename(path), "title": dash.get("title"),
+                    "variables": variables, "panels": panels})
+    json.dump({"dashboards": out}, sys.stdout, indent=1, ensure_ascii=False)
+    print()
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--promtool", default=os.environ.get("PROMTOOL", "promtool"))
+    ap.add_argument("--list-queries", action="store_true",
+                    help="print every dashboard's variables and queries as JSON; check nothing")
     args = ap.parse_args()
+    if args.list_queries:
+        return list_queries()
     promtool = shutil.which(args.promtool)
     if promtool is None:
         print(f"promtool not found ({args.promtool}): install it with `apt-get install prometheus` "

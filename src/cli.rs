@@ -77,6 +77,10 @@ pub struct Cli {
     #[arg(long = "state.reset", env = "WOLKVOX_EXPORTER_STATE_RESET", action = ArgAction::SetTrue)]
     pub state_reset: bool,
 
+    /// Poll only shard I of N (0 <= I < N) of the configured operations: those whose token hashes to I modulo N, so every operation on one token stays in one instance and the API's per-token limits hold. Run N instances with the same config, I = 0..N-1.
+    #[arg(long, env = "WOLKVOX_EXPORTER_SHARD", value_name = "I/N", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
+
     /// Run against a built-in simulated Wolkvox with live IVR traffic; needs no account.
     #[arg(long, env = "WOLKVOX_EXPORTER_DEMO", action = ArgAction::SetTrue)]
     pub demo: bool,
@@ -91,12 +95,20 @@ pub enum Command {
     },
     /// Exit 0 when the running exporter answers /-/healthy (for container health checks).
     Healthcheck {
+        /// With basic auth on, put the credentials in the URL (https://user:password@127.0.0.1:10150/-/healthy), preferably through the environment variable rather than the command line.
         #[arg(
             long,
             env = "WOLKVOX_EXPORTER_HEALTHCHECK_URL",
             default_value = "http://127.0.0.1:10150/-/healthy"
         )]
         url: String,
+        /// Accept any TLS certificate: for checking over loopback an exporter whose certificate names another host.
+        #[arg(
+            long = "tls.insecure-skip-verify",
+            env = "WOLKVOX_EXPORTER_HEALTHCHECK_INSECURE_SKIP_VERIFY",
+            action = ArgAction::SetTrue
+        )]
+        insecure_skip_verify: bool,
     },
     /// Fetch a past range and write it as OpenMetrics for `promtool tsdb create-blocks-from openmetrics`.
     Backfill {
@@ -111,6 +123,34 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         operation: Option<String>,
     },
+}
+
+/// `--shard I/N`: which part of the operations this instance polls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let bad = || format!("{s:?} is not I/N with 0 <= I < N, like 0/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u64 = i.trim().parse().map_err(|_| bad())?;
+        let count: u64 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether the operation using `token` is polled by this shard. The token, not the
+    /// operation's name: the API limits concurrent requests and the daily budget per
+    /// token, and one instance can only keep to limits it sees whole. A fixed hash
+    /// (never a per-process one), so every instance and every restart agree.
+    pub fn selects(&self, token: &str) -> bool {
+        xxhash_rust::xxh3::xxh3_64(token.as_bytes()) % self.count == self.index
+    }
 }
 
 /// `:10150` means every interface, as Prometheus exporters write it.
@@ -140,6 +180,26 @@ mod tests {
             listen_addr("localhost")
                 .unwrap_err()
                 .contains("--web.listen-address")
+        );
+    }
+
+    #[test]
+    fn shards_split_operations_by_token() {
+        assert_eq!(Shard::parse("1/4"), Ok(Shard { index: 1, count: 4 }));
+        for bad in ["4/4", "0/0", "1", "a/2", "-1/2", ""] {
+            assert!(Shard::parse(bad).is_err(), "{bad:?}");
+        }
+        let shards: Vec<Shard> = (0..3).map(|i| Shard { index: i, count: 3 }).collect();
+        let mut per_shard = [0; 3];
+        for t in 0..300 {
+            let token = format!("token-{t}");
+            let owners: Vec<usize> = (0..3).filter(|&i| shards[i].selects(&token)).collect();
+            assert_eq!(owners.len(), 1, "{token}");
+            per_shard[owners[0]] += 1;
+        }
+        assert!(
+            per_shard.iter().all(|n| (70..=130).contains(n)),
+            "{per_shard:?}"
         );
     }
 

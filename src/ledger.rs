@@ -7,11 +7,73 @@
 //! committed batch changes it, so a failed cycle leaves no trace.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 
 use jiff::civil::DateTime;
 use serde::{Deserialize, Serialize};
 
 pub type RowId = u128;
+
+/// Hashing for maps keyed by [`RowId`]. Identities are already 128-bit hashes, so
+/// SipHash (std's default, a third of the cost of a whole cycle's de-duplication) buys
+/// nothing; one folded multiply of the two halves with per-process random keys spreads
+/// them as well, and the random keys keep bucket positions unpredictable to whoever
+/// writes the rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdHasherBuilder {
+    keys: (u64, u64),
+}
+
+impl Default for IdHasherBuilder {
+    fn default() -> Self {
+        static KEYS: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+        let keys = *KEYS.get_or_init(|| {
+            let r = std::collections::hash_map::RandomState::new();
+            (r.hash_one(1u64) | 1, r.hash_one(2u64) | 1)
+        });
+        IdHasherBuilder { keys }
+    }
+}
+
+impl BuildHasher for IdHasherBuilder {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher {
+            keys: self.keys,
+            state: 0,
+        }
+    }
+}
+
+pub struct IdHasher {
+    keys: (u64, u64),
+    state: u64,
+}
+
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.state
+    }
+    fn write_u128(&mut self, v: u128) {
+        let (lo, hi) = (v as u64, (v >> 64) as u64);
+        self.state = folded_multiply(lo ^ self.keys.0 ^ self.state, hi ^ self.keys.1);
+    }
+    // Anything else (never used by the ledger's maps) still hashes correctly.
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(16) {
+            let mut b = [0u8; 16];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u128(u128::from_le_bytes(b));
+        }
+    }
+}
+
+type IdMap<V> = HashMap<RowId, V, IdHasherBuilder>;
 
 /// What the ledger keeps per identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,19 +88,19 @@ pub struct Seen {
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Ledger {
-    seen: HashMap<RowId, Seen>,
+    seen: IdMap<Seen>,
 }
 
 /// The ledger's changes during one cycle, not yet committed.
 #[derive(Debug)]
 pub struct Batch<'l> {
     ledger: &'l Ledger,
-    changes: HashMap<RowId, Seen>,
+    changes: IdMap<Seen>,
 }
 
 /// The committed-to-be changes of a batch, detached from the ledger's borrow.
 #[derive(Debug, Default)]
-pub struct Changes(HashMap<RowId, Seen>);
+pub struct Changes(IdMap<Seen>);
 
 impl Ledger {
     pub fn new() -> Ledger {
@@ -56,7 +118,7 @@ impl Ledger {
     pub fn begin(&self) -> Batch<'_> {
         Batch {
             ledger: self,
-            changes: HashMap::new(),
+            changes: IdMap::default(),
         }
     }
 
@@ -94,10 +156,20 @@ impl Batch<'_> {
     /// Takes one response's rows as `(identity, keep_until)` in order, and returns for
     /// each whether it is new (to be counted) or a copy already counted.
     pub fn observe(&mut self, rows: &[(RowId, DateTime)]) -> Vec<bool> {
+        self.observe_each(rows.iter().copied(), rows.len())
+    }
+
+    /// [`Batch::observe`] over an iterator of about `len` rows, so callers need not
+    /// gather the pairs first.
+    pub fn observe_each(
+        &mut self,
+        rows: impl IntoIterator<Item = (RowId, DateTime)>,
+        len: usize,
+    ) -> Vec<bool> {
         // Copies of each identity in this response so far.
-        let mut in_response: HashMap<RowId, u32> = HashMap::with_capacity(rows.len());
-        let mut fresh = Vec::with_capacity(rows.len());
-        for &(id, keep_until) in rows {
+        let mut in_response: IdMap<u32> = IdMap::with_capacity_and_hasher(len, Default::default());
+        let mut fresh = Vec::with_capacity(len);
+        for (id, keep_until) in rows {
             let k = in_response.entry(id).or_insert(0);
             *k += 1;
             let prior = self.prior(&id);

@@ -5,6 +5,7 @@
 //! handle; the binary and the tests drive the same code.
 #![forbid(unsafe_code)]
 
+pub mod backfill;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod secret;
 pub mod server;
 pub mod simulator;
 pub mod state;
+pub mod web_config;
 pub mod window;
 pub mod wolkvox;
 
@@ -39,6 +41,8 @@ use crate::wolkvox::client::Client;
 #[derive(Debug, Clone)]
 pub struct RunOptions {
     pub telemetry_path: String,
+    /// `--web.config.file`, loaded and validated: TLS, basic auth, response headers.
+    pub web: Option<Arc<web_config::WebConfigFile>>,
     /// `--state.reset`: move existing state aside before starting.
     pub state_reset: bool,
 }
@@ -141,6 +145,7 @@ pub async fn run(
         metrics: Arc::clone(&metrics),
         statuses,
         telemetry_path: options.telemetry_path.clone(),
+        web: options.web.clone(),
     });
     let server = tokio::spawn(server::serve(listener, app, stop_rx.clone()));
 

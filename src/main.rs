@@ -6,6 +6,7 @@ use clap::Parser;
 
 use wolkvox_exporter::cli::{Cli, Command, listen_addr};
 use wolkvox_exporter::config::{Config, ProcessEnv};
+use wolkvox_exporter::web_config::WebConfigFile;
 use wolkvox_exporter::{RunOptions, check, demo, logging, run};
 
 /// Exit code for a start that cannot go ahead: bad config, port in use, bad state.
@@ -27,7 +28,10 @@ fn main() -> ExitCode {
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
     match &cli.command {
-        Some(Command::Healthcheck { url }) => runtime.block_on(check::healthcheck(url)),
+        Some(Command::Healthcheck {
+            url,
+            insecure_skip_verify,
+        }) => runtime.block_on(check::healthcheck(url, *insecure_skip_verify)),
         Some(Command::Check { config }) => {
             let Some(path) = config.as_ref().or(cli.config.as_ref()) else {
                 return fail("check: --config FILE is required");
@@ -42,15 +46,51 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        Some(Command::Backfill { .. }) => fail("backfill: not available in this version yet"),
+        Some(Command::Backfill {
+            config,
+            from,
+            to,
+            output,
+            operation,
+        }) => {
+            let done = runtime.block_on(wolkvox_exporter::backfill::command(
+                config,
+                from,
+                to,
+                output,
+                operation.as_deref(),
+            ));
+            match done {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("wolkvox-exporter: {e}");
+                    ExitCode::from(e.exit_code())
+                }
+            }
+        }
         None => runtime.block_on(serve(cli)),
     }
 }
 
 async fn serve(cli: Cli) -> ExitCode {
-    if cli.web_config_file.is_some() {
-        return fail("--web.config.file: TLS and basic auth are not available in this version yet");
-    }
+    // Checked first: a broken web config must stop the start before anything listens.
+    let web = match &cli.web_config_file {
+        Some(path) => match WebConfigFile::load(path) {
+            Ok((web, warnings)) => {
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                Some(std::sync::Arc::new(web))
+            }
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
+    let scheme = if web.as_ref().is_some_and(|w| w.current().tls_enabled()) {
+        "https"
+    } else {
+        "http"
+    };
     if !cli.telemetry_path.starts_with('/') || cli.telemetry_path.len() < 2 {
         return fail(format!(
             "--web.telemetry-path: {:?} must start with / and name a path",
@@ -93,6 +133,17 @@ async fn serve(cli: Cli) -> ExitCode {
                 if let Some(d) = &cli.state_dir {
                     c.state_dir = d.clone();
                 }
+                if let Some(shard) = cli.shard {
+                    let all = c.operations.len();
+                    c.operations.retain(|op| shard.selects(op.token.expose()));
+                    if c.operations.is_empty() {
+                        return fail(format!(
+                            "--shard {}/{}: none of the {all} operations falls in this shard",
+                            shard.index, shard.count
+                        ));
+                    }
+                    tracing::info!(shard = %format!("{}/{}", shard.index, shard.count), operations = c.operations.len(), of = all, "sharded");
+                }
                 c
             }
             Err(e) => return fail(e),
@@ -113,15 +164,16 @@ async fn serve(cli: Cli) -> ExitCode {
         addr.ip().to_string()
     };
     let shown = bound.port();
-    tracing::info!(address = %bound, operations = config.operations.len(), "listening");
+    tracing::info!(address = %bound, operations = config.operations.len(), tls = scheme == "https", "listening");
     if cli.demo {
         eprintln!(
-            "\n  wolkvox-exporter demo is running: open http://{host}:{shown}/  (metrics at http://{host}:{shown}{})\n",
+            "\n  wolkvox-exporter demo is running: open {scheme}://{host}:{shown}/  (metrics at {scheme}://{host}:{shown}{})\n",
             cli.telemetry_path
         );
     }
     let options = RunOptions {
         telemetry_path: cli.telemetry_path.clone(),
+        web,
         state_reset: cli.state_reset,
     };
     let result = run(config, listener, options, async move {

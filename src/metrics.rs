@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
-use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Limits;
@@ -416,6 +416,281 @@ impl BusinessCollector {
     }
 }
 
+/// `escape_string(v, true)` of the `prometheus` text encoder: backslash, newline and
+/// double quote escaped.
+fn escape_label(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A sample value as the `prometheus` text encoder writes it (`f64` Display).
+fn push_f64(out: &mut String, v: f64) {
+    use std::fmt::Write;
+    let _ = write!(out, "{v}");
+}
+
+/// A counter value: `u64` as `f64`, written as the encoder would; integers up to
+/// 2^53 read the same either way, and integer formatting is several times faster.
+fn push_count(out: &mut String, v: u64) {
+    use std::fmt::Write;
+    if v <= (1u64 << 53) {
+        let _ = write!(out, "{v}");
+    } else {
+        push_f64(out, v as f64);
+    }
+}
+
+/// One sample line: `name{labels[,extra]} value`.
+fn sample(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    extra: Option<(&str, &str)>,
+    v: impl FnOnce(&mut String),
+) {
+    out.push_str(name);
+    if !labels.is_empty() || extra.is_some() {
+        out.push('{');
+        out.push_str(labels);
+        if let Some((k, val)) = extra {
+            if !labels.is_empty() {
+                out.push(',');
+            }
+            out.push_str(k);
+            out.push_str("=\"");
+            escape_label(out, val);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    out.push(' ');
+    v(out);
+    out.push('\n');
+}
+
+fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+    out.push_str("# HELP ");
+    out.push_str(name);
+    out.push(' ');
+    out.push_str(help);
+    out.push_str("\n# TYPE ");
+    out.push_str(name);
+    out.push(' ');
+    out.push_str(kind);
+    out.push('\n');
+}
+
+/// One routing point of one operation, ready to write: its labels escaped once.
+struct RpText<'t> {
+    /// `operation="…",rp_id="…",rp_name="…"`
+    labels: String,
+    rp: &'t RoutingPoint,
+}
+
+/// A capped map's values in label order.
+fn sorted(m: &HashMap<String, u64>) -> Vec<(&str, u64)> {
+    let mut v: Vec<(&str, u64)> = m.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    v
+}
+
+/// Outcomes in the order of their `result` label values, as the registry sorts them.
+const OUTCOMES_BY_LABEL: [Outcome; 3] = [Outcome::HungUp, Outcome::Ok, Outcome::Other];
+
+impl BusinessCollector {
+    /// The business families as text format 0.0.4, `(name, text)`, exactly as the
+    /// `prometheus` encoder writes [`Collector::collect`]'s families once
+    /// `Registry::gather` has sorted each family's series by label values, in a fraction
+    /// of the time: no intermediate protobuf values, and each routing point's labels
+    /// escaped once for its ~70 lines instead of once per line.
+    pub fn text_families(&self) -> Vec<(&'static str, String)> {
+        let mut ops: Vec<(&str, Arc<Totals>)> = self
+            .ops
+            .iter()
+            .map(|(op, shared)| {
+                // Take the snapshot and let go of the lock before rendering.
+                let t = match shared.read() {
+                    Ok(g) => Arc::clone(&g),
+                    Err(p) => Arc::clone(&p.into_inner()),
+                };
+                (op.as_str(), t)
+            })
+            .collect();
+        ops.sort_by(|a, b| a.0.cmp(b.0));
+        let op_labels: Vec<String> = ops
+            .iter()
+            .map(|(op, _)| {
+                let mut l = String::from("operation=\"");
+                escape_label(&mut l, op);
+                l.push('"');
+                l
+            })
+            .collect();
+        let mut rps: Vec<RpText<'_>> = Vec::new();
+        for ((_, t), op_label) in ops.iter().zip(&op_labels) {
+            let mut keys: Vec<(&RpKey, &RoutingPoint)> = t.routing_points.iter().collect();
+            keys.sort_by(|a, b| a.0.cmp(b.0));
+            for ((rp_id, rp_name), rp) in keys {
+                let mut labels = op_label.clone();
+                labels.push_str(",rp_id=\"");
+                escape_label(&mut labels, rp_id);
+                labels.push_str("\",rp_name=\"");
+                escape_label(&mut labels, rp_name);
+                labels.push('"');
+                rps.push(RpText { labels, rp });
+            }
+        }
+        let mut out: Vec<(&'static str, String)> = Vec::new();
+        let mut family = |i: usize, body: &dyn Fn(&mut String)| {
+            let (name, help, kind, _) = FAMILIES[i];
+            let mut text = String::new();
+            body(&mut text);
+            if !text.is_empty() {
+                let mut full = String::with_capacity(text.len() + 200);
+                let kind = if kind == MetricType::HISTOGRAM {
+                    "histogram"
+                } else {
+                    "counter"
+                };
+                header(&mut full, name, help, kind);
+                full.push_str(&text);
+                out.push((name, full));
+            }
+        };
+        family(0, &|o| {
+            for r in &rps {
+                for oc in OUTCOMES_BY_LABEL {
+                    let v = r.rp.interactions[oc.index()];
+                    sample(
+                        o,
+                        FAMILIES[0].0,
+                        &r.labels,
+                        Some(("result", oc.label())),
+                        |o| push_count(o, v),
+                    );
+                }
+            }
+        });
+        family(1, &|o| {
+            for r in &rps {
+                sample(o, FAMILIES[1].0, &r.labels, None, |o| {
+                    push_count(o, r.rp.pulse)
+                });
+            }
+        });
+        family(2, &|o| {
+            for r in &rps {
+                for (opt, v) in sorted(&r.rp.options) {
+                    sample(o, FAMILIES[2].0, &r.labels, Some(("option", opt)), |o| {
+                        push_count(o, v)
+                    });
+                }
+            }
+        });
+        family(3, &|o| {
+            for r in &rps {
+                for (dn, v) in sorted(&r.rp.transfers) {
+                    sample(
+                        o,
+                        FAMILIES[3].0,
+                        &r.labels,
+                        Some(("dn_transfer", dn)),
+                        |o| push_count(o, v),
+                    );
+                }
+            }
+        });
+        family(4, &|o| {
+            let name = FAMILIES[4].0;
+            let (bucket, sum, count) = (
+                format!("{name}_bucket"),
+                format!("{name}_sum"),
+                format!("{name}_count"),
+            );
+            let les: Vec<String> = self.bounds.iter().map(|b| b.to_string()).collect();
+            let inf_seen = self
+                .bounds
+                .iter()
+                .any(|b| b.is_sign_positive() && b.is_infinite());
+            let mut labels = String::new();
+            for r in &rps {
+                for oc in OUTCOMES_BY_LABEL {
+                    let h = &r.rp.durations[oc.index()];
+                    labels.clear();
+                    labels.push_str(&r.labels);
+                    labels.push_str(",result=\"");
+                    labels.push_str(oc.label());
+                    labels.push('"');
+                    let mut cumulative = 0;
+                    for (le, n) in les
+                        .iter()
+                        .zip(h.buckets.iter().chain(std::iter::repeat(&0)))
+                    {
+                        cumulative += n;
+                        sample(o, &bucket, &labels, Some(("le", le)), |o| {
+                            push_f64(o, cumulative as f64)
+                        });
+                    }
+                    if !inf_seen {
+                        sample(o, &bucket, &labels, Some(("le", "+Inf")), |o| {
+                            push_f64(o, h.count as f64)
+                        });
+                    }
+                    sample(o, &sum, &labels, None, |o| push_f64(o, h.sum));
+                    sample(o, &count, &labels, None, |o| push_f64(o, h.count as f64));
+                }
+            }
+        });
+        family(5, &|o| {
+            for ((_, t), l) in ops.iter().zip(&op_labels) {
+                sample(o, FAMILIES[5].0, l, None, |o| push_count(o, t.rows));
+            }
+        });
+        family(6, &|o| {
+            for ((_, t), l) in ops.iter().zip(&op_labels) {
+                sample(o, FAMILIES[6].0, l, Some(("field", "date")), |o| {
+                    push_count(o, t.invalid_date)
+                });
+                sample(o, FAMILIES[6].0, l, Some(("field", "time")), |o| {
+                    push_count(o, t.invalid_time)
+                });
+            }
+        });
+        let mut dup = String::new();
+        let mut ovf = String::new();
+        for ((_, t), l) in ops.iter().zip(&op_labels) {
+            sample(&mut dup, DUPLICATES.0, l, None, |o| {
+                push_count(o, t.duplicates)
+            });
+            // By label value: dn_transfer, option, rp_id.
+            for i in [2, 1, 0] {
+                sample(
+                    &mut ovf,
+                    OVERFLOW.0,
+                    l,
+                    Some(("label", OVERFLOW_LABELS[i])),
+                    |o| push_count(o, t.overflow[i]),
+                );
+            }
+        }
+        for ((name, help), text) in [(DUPLICATES, dup), (OVERFLOW, ovf)] {
+            if !text.is_empty() {
+                let mut full = String::new();
+                header(&mut full, name, help, "counter");
+                full.push_str(&text);
+                out.push((name, full));
+            }
+        }
+        out
+    }
+}
+
 impl Collector for BusinessCollector {
     fn desc(&self) -> Vec<&Desc> {
         self.descs.iter().collect()
@@ -447,8 +722,12 @@ pub struct ExporterMetrics {
 
 /// The registry and everything in it.
 pub struct Metrics {
+    /// The exporter's own series.
     pub registry: Registry,
     pub exporter: ExporterMetrics,
+    /// The business series, rendered beside the registry rather than through it: at
+    /// tens of thousands of series the `prometheus` encoder takes over 50 ms a scrape.
+    business: BusinessCollector,
 }
 
 fn reg<T: Collector + Clone + 'static>(r: &Registry, c: T) -> Result<T, prometheus::Error> {
@@ -622,21 +901,39 @@ impl Metrics {
             e.state_last_save.with_label_values(&[name]).set(0.0);
             e.ledger_rows.with_label_values(&[name]).set(0);
         }
-        r.register(Box::new(BusinessCollector::new(bounds, ops)))?;
         Ok(Metrics {
             registry: r,
             exporter,
+            business: BusinessCollector::new(bounds, ops),
         })
     }
 
-    /// The text exposition format, version 0.0.4.
+    /// The text exposition format, version 0.0.4: the registry's families through the
+    /// `prometheus` encoder, the business families written directly (see
+    /// [`BusinessCollector::text_families`]), all in name order as `Registry::gather`
+    /// would give them.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        // Encoding to memory only fails on invalid names, which are all fixed here.
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
-            tracing::error!(error = %e, "cannot render metrics");
+        let mut chunks: Vec<(String, String)> = Vec::new();
+        for mf in self.registry.gather() {
+            let mut text = String::new();
+            // Encoding to memory only fails on invalid names, which are all fixed here.
+            if let Err(e) = TextEncoder::new().encode_utf8(std::slice::from_ref(&mf), &mut text) {
+                tracing::error!(error = %e, "cannot render metrics");
+            }
+            chunks.push((mf.name().to_string(), text));
         }
-        String::from_utf8(buf).unwrap_or_default()
+        chunks.extend(
+            self.business
+                .text_families()
+                .into_iter()
+                .map(|(name, text)| (name.to_string(), text)),
+        );
+        chunks.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = String::with_capacity(chunks.iter().map(|c| c.1.len()).sum());
+        for (_, text) in chunks {
+            out.push_str(&text);
+        }
+        out
     }
 }
 
@@ -644,6 +941,7 @@ impl Metrics {
 mod tests {
     use super::*;
     use crate::wolkvox::row::{Field, RawRow};
+    use prometheus::Encoder;
 
     fn row(rp: &str, opt: &str, dn: &str, result: &str, time: &str, date: &str) -> RawRow<'static> {
         let f = |s: &str| Field(s.to_string().into());
@@ -717,6 +1015,61 @@ mod tests {
         assert_eq!(other.options.get("a"), Some(&1));
         assert_eq!(other.options.get(OTHER), Some(&1));
         assert_eq!(t.overflow, [2, 2, 2]);
+    }
+
+    /// The direct text writer gives, byte for byte, what the `prometheus` encoder gives
+    /// for the collector's families after `Registry::gather` sorted them.
+    #[test]
+    fn direct_text_equals_the_encoder_output() {
+        let limits = Limits {
+            routing_points: 4,
+            options_per_routing_point: 3,
+            transfers_per_routing_point: 2,
+        };
+        let bounds = vec![0.5, 5.0, 10.0];
+        let mut t = Totals::default();
+        let mut n = 0u64;
+        for rp in ["2", "10", "1", "", "z\\q", "9"] {
+            for opt in ["PULSE", "b", "a", "", "c\n", "d"] {
+                for dn in ["", "3001", "30\"0", "2999"] {
+                    for result in ["ok", "hung up", "x"] {
+                        n += 1;
+                        let time = ["3", "0.25", "bad", "7", "1e3"][(n % 5) as usize];
+                        let date = if n.is_multiple_of(7) {
+                            ""
+                        } else {
+                            "2026-11-27 10:00:00"
+                        };
+                        t.apply(
+                            &row(rp, opt, dn, result, time, date).read(),
+                            &limits,
+                            &bounds,
+                        );
+                    }
+                }
+            }
+        }
+        t.duplicates = 3;
+        t.rows = (1u64 << 53) + 3; // past exact integers in f64
+        let mut big = RoutingPoint::new(bounds.len());
+        big.interactions = [u64::MAX, 1 << 60, 0];
+        big.durations[0].sum = 0.1 + 0.2;
+        t.routing_points.insert(("0".into(), "Ä".into()), big);
+        let ops = vec![
+            ("zeta".to_string(), shared(t.clone())),
+            ("acme".to_string(), shared(t)),
+            ("empty".to_string(), shared(Totals::default())),
+        ];
+        let business = BusinessCollector::new(bounds.clone(), ops.clone());
+        let r = Registry::new();
+        r.register(Box::new(BusinessCollector::new(bounds, ops)))
+            .unwrap();
+        let mut want = Vec::new();
+        TextEncoder::new().encode(&r.gather(), &mut want).unwrap();
+        let mut got = business.text_families();
+        got.sort_by(|a, b| a.0.cmp(b.0));
+        let got: String = got.into_iter().map(|(_, t)| t).collect();
+        assert_eq!(got, String::from_utf8(want).unwrap());
     }
 
     #[test]

@@ -1,31 +1,44 @@
 //! The HTTP side: `/metrics` (gzip when asked), `/`, `/-/healthy`, `/-/ready`, one task
 //! per connection on hyper. Scrapes read snapshots and never wait on a poll cycle.
+//!
+//! With `--web.config.file` ([`crate::web_config`]) connections are TLS and requests
+//! need basic auth, as the Prometheus exporter-toolkit does it: every path is behind
+//! the auth, `/-/healthy` included.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
+use hyper::header::{
+    ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE,
+};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
 
 use crate::metrics::Metrics;
 use crate::poller::{SharedStatus, Status};
+use crate::web_config::{WebConfig, WebConfigFile};
 
 pub struct App {
     pub metrics: Arc<Metrics>,
     pub statuses: Vec<SharedStatus>,
     pub telemetry_path: String,
+    /// `--web.config.file`: TLS, basic auth and extra headers. `None`: plain HTTP, open.
+    pub web: Option<Arc<WebConfigFile>>,
 }
 
 type Body = Full<Bytes>;
@@ -180,6 +193,7 @@ fn index(app: &App) -> String {
 pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
+    let auth = Arc::new(Auth::new());
     loop {
         let (stream, _peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -193,17 +207,37 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
             },
             _ = shutdown.changed() => break,
         };
-        let app = Arc::clone(&app);
-        let svc = service_fn(move |req| {
+        // The TLS settings in force when the connection arrives; a changed certificate
+        // applies from the next connection on, as in the toolkit.
+        let tls = app.web.as_ref().and_then(|w| w.current().tls.clone());
+        let svc = {
             let app = Arc::clone(&app);
-            async move { Ok::<_, Infallible>(handle(&app, req).await) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
+            let auth = Arc::clone(&auth);
+            service_fn(move |req| {
+                let app = Arc::clone(&app);
+                let auth = Arc::clone(&auth);
+                async move { Ok::<_, Infallible>(respond(&app, &auth, req).await) }
+            })
+        };
+        // Taken before the task starts, so a shutdown that begins during a TLS handshake
+        // still reaches the connection once it is up.
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let result = match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                    watcher.watch(conn.into_owned()).await
+                }
+                Some(config) => {
+                    let Some(tls_stream) = tls_handshake(stream, config).await else {
+                        return;
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(tls_stream), svc);
+                    watcher.watch(conn.into_owned()).await
+                }
+            };
+            if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
@@ -214,5 +248,306 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
         .is_err()
     {
         tracing::warn!("some connections were still open at shutdown");
+    }
+}
+
+/// A client that opens a connection and says nothing holds a task; this bounds it.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The TLS handshake, or `None` when it fails. Plain HTTP sent to the TLS port gets the
+/// answer Go's servers give (a 400 saying so) before the connection closes, so a
+/// Prometheus job with the wrong `scheme` shows a clear error instead of a reset.
+async fn tls_handshake(
+    mut stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => {}
+        _ => return None,
+    }
+    // 0x16: a TLS handshake record. Anything else is not a TLS client.
+    if first[0] != 0x16 {
+        if first[0].is_ascii_uppercase() {
+            tracing::debug!("plain HTTP request on the TLS port");
+            let answer = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                stream.write_all(answer).await?;
+                stream.shutdown().await?;
+                // Read what the client sent, so closing does not reset the connection
+                // before it has read the answer.
+                let mut sink = [0u8; 4096];
+                while stream.read(&mut sink).await? > 0 {}
+                Ok::<_, std::io::Error>(())
+            })
+            .await;
+        }
+        return None;
+    }
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Every request: the web config's auth first, then [`handle`], then its extra headers.
+async fn respond(app: &App, auth: &Auth, req: Request<Incoming>) -> Response<Body> {
+    let Some(web) = app.web.as_ref().map(|w| w.current()) else {
+        return handle(app, req).await;
+    };
+    let mut r = if auth.allows(&web, &req).await {
+        handle(app, req).await
+    } else {
+        let mut r = response(
+            StatusCode::UNAUTHORIZED,
+            "text/plain; charset=utf-8",
+            "Unauthorized\n",
+        );
+        r.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"wolkvox-exporter\""),
+        );
+        r
+    };
+    for (name, value) in &web.headers {
+        r.headers_mut().insert(name.clone(), value.clone());
+    }
+    r
+}
+
+/// How long a verified (user, password) pair is trusted without another bcrypt: a
+/// scrape every 15 s then costs one bcrypt a minute instead of one each time.
+const AUTH_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Bounds the cache's memory whatever clients send; only successes are cached.
+const AUTH_CACHE_MAX: usize = 256;
+
+/// Basic auth against the bcrypt hashes of `basic_auth_users`.
+struct Auth {
+    /// Keys are HMACs (with a key made at start) of user, hash and password, so neither
+    /// the password nor a plain fast hash of it sits in memory.
+    cache: Mutex<HashMap<[u8; 32], Instant>>,
+    key: ring::hmac::Key,
+    /// bcrypt is deliberately slow: one at a time, so wrong passwords cannot take every
+    /// core from the pollers (the toolkit does the same).
+    bcrypt: Semaphore,
+}
+
+impl Auth {
+    fn new() -> Auth {
+        let rng = ring::rand::SystemRandom::new();
+        let key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
+            // No system randomness is close to impossible; a fixed key only makes the
+            // cache keys guessable to someone who can already read this process's memory.
+            .unwrap_or_else(|_| ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"wolkvox-exporter"));
+        Auth {
+            cache: Mutex::new(HashMap::new()),
+            key,
+            bcrypt: Semaphore::new(1),
+        }
+    }
+
+    async fn allows(&self, web: &WebConfig, req: &Request<Incoming>) -> bool {
+        if web.users.is_empty() {
+            return true;
+        }
+        let Some((user, password)) = basic_credentials(req.headers()) else {
+            return false;
+        };
+        let ok = self.check(web, user, password).await;
+        if !ok {
+            // No user name: people type passwords into the user field.
+            tracing::debug!(path = %req.uri().path(), "basic auth failed");
+        }
+        ok
+    }
+
+    async fn check(&self, web: &WebConfig, user: Vec<u8>, password: Vec<u8>) -> bool {
+        let Some(first) = web.users.first() else {
+            return true;
+        };
+        // Every configured name is compared, in constant time, so the time taken does
+        // not tell which names exist or how much of one matched.
+        let mut found: Option<&str> = None;
+        for u in &web.users {
+            if bool::from(subtle::ConstantTimeEq::ct_eq(
+                u.name.as_bytes(),
+                user.as_slice(),
+            )) {
+                found = Some(&u.hash);
+            }
+        }
+        // An unknown name still pays one bcrypt (against a real hash, so at a real
+        // cost) and then fails: the answer takes as long as a wrong password.
+        let (hash, known) = match found {
+            Some(h) => (h.to_string(), true),
+            None => (first.hash.clone(), false),
+        };
+        let key = self.cache_key(&user, &hash, &password);
+        if known && self.cached(&key) {
+            return true;
+        }
+        let Ok(_permit) = self.bcrypt.acquire().await else {
+            return false;
+        };
+        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(&password, &hash))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(false);
+        if ok && known {
+            self.remember(key);
+        }
+        ok && known
+    }
+
+    fn cache_key(&self, user: &[u8], hash: &str, password: &[u8]) -> [u8; 32] {
+        let mut ctx = ring::hmac::Context::with_key(&self.key);
+        // Length prefixes keep ("ab","c") apart from ("a","bc").
+        for part in [user, hash.as_bytes(), password] {
+            ctx.update(&(part.len() as u64).to_le_bytes());
+            ctx.update(part);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
+    fn cached(&self, key: &[u8; 32]) -> bool {
+        let cache = match self.cache.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        cache
+            .get(key)
+            .is_some_and(|at| at.elapsed() < AUTH_CACHE_TTL)
+    }
+
+    fn remember(&self, key: [u8; 32]) {
+        let mut cache = match self.cache.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if cache.len() >= AUTH_CACHE_MAX {
+            cache.retain(|_, at| at.elapsed() < AUTH_CACHE_TTL);
+            if cache.len() >= AUTH_CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(key, Instant::now());
+    }
+}
+
+/// `Authorization: Basic base64(user:password)`, as bytes (RFC 7617 allows any charset).
+fn basic_credentials(headers: &hyper::HeaderMap) -> Option<(Vec<u8>, Vec<u8>)> {
+    use base64::Engine as _;
+    let value = headers.get(AUTHORIZATION)?.as_bytes();
+    let value = std::str::from_utf8(value).ok()?.trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let colon = raw.iter().position(|b| *b == b':')?;
+    Some((raw[..colon].to_vec(), raw[colon + 1..].to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web(users: &[(&str, &str)]) -> WebConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.yml");
+        let mut yaml = String::from("basic_auth_users:\n");
+        for (name, password) in users {
+            // Cost 4, the lowest: the cost is not what is tested here.
+            let hash = bcrypt::hash(password, 4).unwrap();
+            yaml.push_str(&format!("  {name}: {hash}\n"));
+        }
+        std::fs::write(&path, yaml).unwrap();
+        WebConfig::from_file(&path).unwrap().0
+    }
+
+    fn cache_len(auth: &Auth) -> usize {
+        auth.cache.lock().unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn passwords_are_checked_and_only_successes_cached() {
+        let auth = Auth::new();
+        let w = web(&[("alice", "pw one"), ("bob", "pw:two")]);
+        let c = |u: &str, p: &str| (u.as_bytes().to_vec(), p.as_bytes().to_vec());
+        let (u, p) = c("alice", "pw one");
+        assert!(auth.check(&w, u, p).await);
+        assert_eq!(cache_len(&auth), 1);
+        let (u, p) = c("alice", "pw one");
+        assert!(auth.check(&w, u, p).await, "again, from the cache");
+        assert_eq!(cache_len(&auth), 1);
+        for (user, password) in [
+            ("alice", "pw two"),
+            ("alice", ""),
+            ("ALICE", "pw one"),
+            ("alic", "pw one"),
+            ("mallory", "pw one"),
+            ("", ""),
+            ("bob", "pw one"),
+        ] {
+            let (u, p) = c(user, password);
+            assert!(!auth.check(&w, u, p).await, "{user:?} {password:?}");
+        }
+        assert_eq!(cache_len(&auth), 1, "failures are never cached");
+        let (u, p) = c("bob", "pw:two");
+        assert!(auth.check(&w, u, p).await);
+        assert_eq!(cache_len(&auth), 2);
+        // Same user and password against another hash (a changed config): not cached.
+        let w2 = web(&[("alice", "pw one")]);
+        let (u, p) = c("alice", "pw one");
+        assert_ne!(
+            auth.cache_key(&u, &w.users[0].hash, &p),
+            auth.cache_key(&u, &w2.users[0].hash, &p)
+        );
+    }
+
+    #[test]
+    fn cache_is_bounded() {
+        let auth = Auth::new();
+        for i in 0..(AUTH_CACHE_MAX * 3) {
+            auth.remember(auth.cache_key(format!("u{i}").as_bytes(), "h", b"p"));
+            assert!(cache_len(&auth) <= AUTH_CACHE_MAX);
+        }
+    }
+
+    #[test]
+    fn basic_credentials_are_parsed_leniently_but_safely() {
+        let h = |v: &str| {
+            let mut m = hyper::HeaderMap::new();
+            m.insert(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            basic_credentials(&m).map(|(u, p)| {
+                (
+                    String::from_utf8_lossy(&u).into_owned(),
+                    String::from_utf8_lossy(&p).into_owned(),
+                )
+            })
+        };
+        let pair = |u: &str, p: &str| Some((u.to_string(), p.to_string()));
+        assert_eq!(h("Basic YWxpY2U6cHc="), pair("alice", "pw"));
+        assert_eq!(h("basic   YWxpY2U6cHc=  "), pair("alice", "pw"));
+        // The password may hold colons; the user name cannot.
+        assert_eq!(h("Basic YTpiOmM="), pair("a", "b:c"));
+        assert_eq!(h("Basic OnB3"), pair("", "pw"));
+        assert_eq!(h("Bearer YWxpY2U6cHc="), None);
+        assert_eq!(h("Basic !!!"), None);
+        assert_eq!(h("Basic YWxpY2U="), None, "no colon");
+        assert_eq!(h("Basic"), None);
+        assert_eq!(basic_credentials(&hyper::HeaderMap::new()), None);
     }
 }

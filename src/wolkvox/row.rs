@@ -206,25 +206,23 @@ impl Outcome {
     }
 }
 
-/// `result`: trimmed, lower-cased, `_` read as a space.
+/// `result`: trimmed, lower-cased, `_` read as a space. Read word by word without
+/// building a lower-cased copy: this runs once per row.
 pub fn parse_result(s: &str) -> Outcome {
     let s = s.trim();
     if s.eq_ignore_ascii_case("ok") {
         return Outcome::Ok;
     }
-    let norm: String = s
-        .chars()
-        .map(|c| {
-            if c == '_' {
-                ' '
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
-        .collect();
-    let words: Vec<&str> = norm.split_whitespace().collect();
-    match words.as_slice() {
-        ["hung", "up"] | ["hungup"] => Outcome::HungUp,
+    let mut words = s
+        .split(|c: char| c == '_' || c.is_whitespace())
+        .filter(|w| !w.is_empty());
+    match (words.next(), words.next(), words.next()) {
+        (Some(a), Some(b), None)
+            if a.eq_ignore_ascii_case("hung") && b.eq_ignore_ascii_case("up") =>
+        {
+            Outcome::HungUp
+        }
+        (Some(a), None, None) if a.eq_ignore_ascii_case("hungup") => Outcome::HungUp,
         _ => Outcome::Other,
     }
 }
@@ -252,14 +250,25 @@ pub fn parse_duration(s: &str) -> Option<f64> {
         let v: f64 = s.parse().ok()?;
         return (v.is_finite() && v >= 0.0).then_some(v);
     }
-    let parts: Vec<&str> = s.split(':').collect();
+    // At most three parts; a fourth makes it unreadable. No Vec: this runs once per row.
+    let mut split = s.split(':');
+    let mut buf = [""; 3];
+    let mut n = 0;
+    for p in split.by_ref().take(3) {
+        buf[n] = p;
+        n += 1;
+    }
+    if split.next().is_some() {
+        return None;
+    }
+    let parts = &buf[..n];
     let digits = |p: &str, max_len: usize| -> Option<u64> {
         if p.is_empty() || p.len() > max_len || !p.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         p.parse().ok()
     };
-    let (h, m, sec) = match parts.as_slice() {
+    let (h, m, sec) = match parts {
         [h, m, sec] => (digits(h, 6)?, digits(m, 2)?, digits(sec, 2)?),
         [m, sec] => (0, digits(m, 6)?, digits(sec, 2)?),
         _ => return None,
@@ -281,7 +290,8 @@ pub fn parse_date(s: &str) -> Option<DateTime> {
         if !part.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        std::str::from_utf8(part).ok()?.parse().ok()
+        // At most four digits: no overflow.
+        Some(part.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
     };
     let (y, mo, d, h, mi, se) = match b.len() {
         19 if b[4] == b'-'
@@ -336,7 +346,9 @@ pub fn label_value(s: &str) -> &str {
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    &s[..end]
+    // The cut can land just after a space: trim again, or the label ends in one
+    // (found by the fuzz target, fuzz/fuzz_targets/check.rs).
+    s[..end].trim_end()
 }
 
 /// A row read for the metrics: label values (capped), outcome, option, transfer,
@@ -455,6 +467,8 @@ mod tests {
         let v = label_value(&long);
         assert!(v.len() <= MAX_LABEL_LEN && v.len() == 128);
         assert_eq!(label_value("  Menú  "), "Menú");
+        let spaced = format!("{} {}", "a".repeat(MAX_LABEL_LEN - 1), "b".repeat(10));
+        assert_eq!(label_value(&spaced), "a".repeat(MAX_LABEL_LEN - 1));
     }
 
     #[test]
@@ -515,7 +529,41 @@ mod tests {
         assert_ne!(a.identity(), c.identity());
     }
 
+    /// The readings as first written (allocating): the fast ones must agree with them.
+    fn reference_result(s: &str) -> Outcome {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("ok") {
+            return Outcome::Ok;
+        }
+        let norm: String = s
+            .chars()
+            .map(|c| {
+                if c == '_' {
+                    ' '
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect();
+        let words: Vec<&str> = norm.split_whitespace().collect();
+        match words.as_slice() {
+            ["hung", "up"] | ["hungup"] => Outcome::HungUp,
+            _ => Outcome::Other,
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn results_agree_with_the_reference(s in "[ _\\t\u{a0}hHuUnNgGpPoOkK\\PC]{0,12}") {
+            proptest::prop_assert_eq!(parse_result(&s), reference_result(&s));
+        }
+
+        #[test]
+        fn durations_never_take_four_parts(a in 0u32..99, b in 0u32..60, c in 0u32..60, d in 0u32..60) {
+            proptest::prop_assert_eq!(parse_duration(&format!("{a}:{b}:{c}:{d}")), None);
+            proptest::prop_assert_eq!(parse_duration(&format!("{a}:{b:02}:{c:02}:")), None);
+        }
+
         #[test]
         fn parsers_never_panic(s in "\\PC{0,40}") {
             let _ = parse_duration(&s);

@@ -307,9 +307,4 @@ fn dashboards_pass_the_checker() {
     assert_success(&format!("python3 {}", script.display()), &out);
 }
 
-// Placeholder, not a test yet: `prometheus_scrapes_the_demo_exporter_and_evaluates_the_rules`.
-// It will start the exporter with `--demo` and a real `prometheus` (same Debian package) on
-// free loopback ports with prometheus/rules/*.yml loaded, wait for the first scrapes, and
-// query Prometheus's HTTP API: `up{job="wolkvox"} == 1`, every recorded series of
-// rules/recording.yml present, every dashboard expression (dashboards/check.py can list
-// them) returning data, and no rule evaluation error on /api/v1/rules.
+// The end-to-end run against a live exporter and a real Prometheus is in prometheus_e2e.rs.

@@ -60,7 +60,7 @@ async fn kill_9_loses_and_doubles_nothing() {
     let kills = 24;
     for i in 0..kills {
         // Slow answers now and then widen the window in which a kill lands mid-fetch.
-        if rng.next() % 3 == 0 {
+        if rng.next().is_multiple_of(3) {
             sim.sim.push_faults(
                 "tok",
                 [Fault::Slow(Duration::from_millis(rng.next() % 400))],
@@ -74,7 +74,7 @@ async fn kill_9_loses_and_doubles_nothing() {
         );
         let wait = Duration::from_millis(rng.next() % 1500);
         tokio::time::sleep(wait).await;
-        if rng.next() % 2 == 0 {
+        if rng.next().is_multiple_of(2) {
             last_before_kill = exp.scrape().await.sum("wolkvox_ivr_rows_total", &[]);
         } else {
             last_before_kill = first;

@@ -1,0 +1,77 @@
+//! Saving one operation's state after a commit, with 10,000 and 100,000 identities
+//! remembered: `snapshot` (the ledger written as sorted hex entries, the totals as
+//! data) and `save` (JSON, temporary file, fsync, rename, fsync of the directory).
+//! The bytes written per save are printed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use jiff::civil::date;
+use wolkvox_exporter::config::{DEFAULT_BUCKETS, Limits};
+use wolkvox_exporter::ingest::rows_of;
+use wolkvox_exporter::ledger::{Ledger, Seen};
+use wolkvox_exporter::metrics::Totals;
+use wolkvox_exporter::state::{self, OpState, SavedTotals};
+
+mod common;
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // Realistic totals: a day of the generated contact center's rows.
+    let (rows, _) = common::rows(20_000);
+    let body = common::body(&rows);
+    let mut totals = Totals::default();
+    for r in rows_of(&body).unwrap_or_default() {
+        totals.apply(&r.read(), &Limits::default(), &DEFAULT_BUCKETS);
+    }
+    let mut g = c.benchmark_group("state_save");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for remembered in [10_000usize, 100_000] {
+        let ledger = Ledger::from_entries((0..remembered).map(|i| {
+            (
+                xxhash_rust::xxh3::xxh3_128(&(i as u64).to_le_bytes()),
+                Seen {
+                    count: 1,
+                    keep_until: date(2026, 11, 27).at(10, (i % 60) as i8, 0, 0),
+                },
+            )
+        }));
+        let snapshot = || OpState {
+            version: state::VERSION,
+            operation: "acme".into(),
+            origin: jiff::Timestamp::UNIX_EPOCH,
+            watermark: Some(jiff::Timestamp::UNIX_EPOCH),
+            saved_at: jiff::Timestamp::UNIX_EPOCH,
+            buckets: DEFAULT_BUCKETS.to_vec(),
+            totals: SavedTotals::from(&totals),
+            ledger: state::ledger_entries(&ledger),
+            api_requests: BTreeMap::from([("200".into(), 1000), ("404".into(), 20)]),
+            poll_errors: BTreeMap::new(),
+            window_splits: 0,
+            state_save_failures: 0,
+            requests_day: None,
+            requests_today: 0,
+        };
+        let path = state::path(dir.path(), &format!("acme{remembered}"));
+        let s = snapshot();
+        let bytes = state::save(&path, &s).unwrap_or_else(|e| panic!("{e}"));
+        println!(
+            "state with {remembered} identities and {} routing points: {bytes} bytes per save ({:.0} bytes per identity)",
+            totals.routing_points.len(),
+            bytes as f64 / remembered as f64
+        );
+        g.bench_function(BenchmarkId::new("snapshot", remembered), |b| {
+            b.iter(|| snapshot().ledger.len())
+        });
+        g.bench_function(BenchmarkId::new("save", remembered), |b| {
+            b.iter(|| state::save(&path, &s).unwrap_or_else(|e| panic!("{e}")))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

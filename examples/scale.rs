@@ -1,0 +1,288 @@
+//! Many operations in one exporter: the release binary against one simulator with a
+//! tenant per operation, measuring the exporter process's resident memory and CPU.
+//!
+//! ```sh
+//! cargo build --release && cargo run --release --example scale -- [OPERATIONS] [SECONDS] [SHARD]
+//! ```
+//!
+//! Defaults: 200 operations, 120 seconds of steady state after every operation's first
+//! cycle. Each tenant has the demo's traffic (about a dozen calls a minute, several rows
+//! each, a different seed per tenant). Polling is compressed in time so a couple of
+//! minutes hold many cycles: interval 10s, delay 2s, settle 2m, backfill 1h; a cycle
+//! therefore re-reads about 13 windows, as the defaults (5m, 30m settle) re-read 7. CPU
+//! is reported per operation and per 1,000 rows the API served, the figure that carries
+//! over to other settings. `SHARD` (`I/N`) runs one shard of the same config.
+//!
+//! The simulator runs in this process; only the exporter's own process is measured
+//! (`/proc/PID/stat` and `/proc/PID/status`).
+
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jiff::tz::TimeZone;
+use wolkvox_exporter::simulator::{Simulator, Traffic};
+
+const ZONE: &str = "America/Bogota";
+
+struct Proc {
+    child: Child,
+    addr: String,
+    log_lines: Arc<Mutex<u64>>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds (user + system) and resident/peak bytes of a process.
+fn sample(pid: u32, ticks: f64) -> Result<(f64, u64, u64), String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("bad stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| -> f64 { f.get(i).and_then(|v| v.parse().ok()).unwrap_or(0.0) };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let cpu = (num(11) + num(12)) / ticks;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    let kb = |key: &str| -> u64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    Ok((cpu, kb("VmRSS:"), kb("VmHWM:")))
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1024.0 * 1024.0)
+}
+
+fn write_config(dir: &Path, sim: &str, ops: usize) -> Result<PathBuf, String> {
+    let mut y = String::from("operations:\n");
+    for i in 0..ops {
+        let token = dir.join(format!("op{i:03}.token"));
+        std::fs::write(&token, format!("tok{i}")).map_err(|e| e.to_string())?;
+        y.push_str(&format!(
+            "  - name: op{i:03}\n    base_url: \"{sim}\"\n    token_file: {}\n    timezone: {ZONE}\n",
+            token.display()
+        ));
+    }
+    y.push_str("poll: {interval: 10s, delay: 2s, settle: 2m, backfill: 1h, timeout: 30s}\n");
+    y.push_str(&format!("state_dir: {}\n", dir.join("state").display()));
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, y).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+fn start_exporter(bin: &Path, config: &Path, shard: Option<&str>) -> Result<Proc, String> {
+    let mut cmd = Command::new(bin);
+    cmd.args(["--config"]).arg(config).args([
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.level",
+        "info",
+    ]);
+    if let Some(s) = shard {
+        cmd.args(["--shard", s]);
+    }
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let lines = Arc::new(Mutex::new(0u64));
+    let counter = Arc::clone(&lines);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("msg=listening address=").nth(1)
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+            }
+            if line.contains("level=warn") || line.contains("level=error") {
+                eprintln!("exporter: {line}");
+            }
+            if let Ok(mut n) = counter.lock() {
+                *n += 1;
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .map_err(|_| "the exporter did not start".to_string())?;
+    Ok(Proc {
+        child,
+        addr,
+        log_lines: lines,
+    })
+}
+
+async fn get(url: &str) -> Result<(u16, String), String> {
+    let r = reqwest::get(url).await.map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    Ok((status, r.text().await.map_err(|e| e.to_string())?))
+}
+
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let ops: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(200);
+    let secs: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(120);
+    let shard = args.get(2).map(String::as_str);
+    let bin = std::env::var_os("WOLKVOX_EXPORTER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/release/wolkvox-exporter"));
+
+    let sim = Simulator::new();
+    let zone = TimeZone::get(ZONE).map_err(|e| e.to_string())?;
+    for i in 0..ops {
+        sim.add_tenant(&format!("tok{i}"), zone.clone());
+        sim.set_traffic(&format!("tok{i}"), Traffic::new(1000 + i as u64));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let sim_url = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(sim.clone().serve(listener, async move {
+        let _ = stop_rx.await;
+    }));
+
+    let dir = std::env::temp_dir().join(format!("wolkvox-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let config = write_config(&dir, &sim_url, ops)?;
+    let ticks = clock_ticks();
+    let started = Instant::now();
+    let exp = start_exporter(&bin, &config, shard)?;
+    let pid = exp.child.id();
+    let base = format!("http://{}", exp.addr);
+
+    // The first cycle of every operation backfills an hour.
+    loop {
+        if let Ok((200, _)) = get(&format!("{base}/-/ready")).await {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            return Err("not ready after 10 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let ready_after = started.elapsed();
+    let (cpu0, rss0, _) = sample(pid, ticks)?;
+    let rows0: usize = sim.requests().iter().map(|r| r.rows).sum();
+    let reqs0 = sim.requests().len();
+    println!(
+        "{ops} operations{}: all ready (first cycle, 1h backfill each) after {:.1} s, {:.1} CPU s, RSS {:.1} MiB, {rows0} rows served",
+        shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
+        ready_after.as_secs_f64(),
+        cpu0,
+        mib(rss0)
+    );
+
+    let t0 = Instant::now();
+    let mut max_rss = rss0;
+    while t0.elapsed() < Duration::from_secs(secs) {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (_, rss, _) = sample(pid, ticks)?;
+        max_rss = max_rss.max(rss);
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let (cpu1, rss1, hwm) = sample(pid, ticks)?;
+    let requests = sim.requests();
+    let rows: usize = requests.iter().map(|r| r.rows).sum::<usize>() - rows0;
+    let reqs = requests.len() - reqs0;
+
+    let scrape_started = Instant::now();
+    let (status, text) = get(&format!("{base}/metrics")).await?;
+    let scrape = scrape_started.elapsed();
+    if status != 200 {
+        return Err(format!("/metrics answered {status}"));
+    }
+    let series = text.lines().filter(|l| !l.starts_with('#')).count();
+    let up = metric_sum(&text, "wolkvox_up");
+    let counted = metric_sum(&text, "wolkvox_ivr_rows_total");
+    let cpu = cpu1 - cpu0;
+    let per_op = cpu / ops as f64;
+    println!(
+        "steady state over {wall:.0} s: {reqs} requests, {rows} rows served, {:.2} CPU s ({:.1}% of one core)",
+        cpu,
+        100.0 * cpu / wall
+    );
+    println!(
+        "SUMMARY per operation: {:.1} KiB resident, {:.2} ms CPU per second of polling, {:.3} CPU s per 1000 rows served",
+        rss1 as f64 / 1024.0 / ops as f64,
+        1000.0 * per_op / wall,
+        if rows > 0 {
+            1000.0 * cpu / rows as f64
+        } else {
+            0.0
+        }
+    );
+    println!(
+        "SUMMARY process: RSS {:.1} MiB now, {:.1} MiB at most while sampled, peak (VmHWM) {:.1} MiB",
+        mib(rss1),
+        mib(max_rss),
+        mib(hwm)
+    );
+    println!(
+        "/metrics: {series} series, {} bytes, answered in {:.0} ms; wolkvox_up sum {up}, rows counted {counted}; log lines {}",
+        text.len(),
+        scrape.as_secs_f64() * 1000.0,
+        exp.log_lines.lock().map(|n| *n).unwrap_or(0)
+    );
+    drop(exp);
+    let _ = stop_tx.send(());
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("scale: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scale: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
