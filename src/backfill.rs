@@ -1099,7 +1099,9 @@ pub async fn run(
                     },
                     Err(e) => e,
                 };
-                if !err.reason.is_transient() || failures >= settings.retries {
+                // Maintenance (the vendor's backups) passes too, so one run rides it out.
+                let retryable = err.reason.is_transient() || err.reason == Reason::Maintenance;
+                if !retryable || failures >= settings.retries {
                     return Err(Failure::Run(request_failure(op, &q, &err, failures + 1)));
                 }
                 failures += 1;
@@ -1160,7 +1162,9 @@ fn request_failure(op: &Operation, q: &Query, e: &ApiError, attempts: u32) -> St
         Reason::InvalidToken | Reason::MissingToken => {
             format!("{what}: the token was refused ({e}); check the operation's token")
         }
-        r if r.is_transient() => format!("{what} {attempts} times; last error: {e}"),
+        r if r.is_transient() || r == Reason::Maintenance => {
+            format!("{what} {attempts} times; last error: {e}")
+        }
         _ => format!("{what}: {e}"),
     }
 }
@@ -1229,10 +1233,10 @@ pub fn report(s: &Summary) -> String {
     let file = s.output.display();
     out.push_str(&format!(
         "wrote {file} ({})\n\
-         load it into Prometheus:\n  \
-         promtool tsdb create-blocks-from openmetrics --max-block-duration=24h {file} ./wolkvox-blocks\n\
+         load it into Prometheus (promtool holds the whole file in memory and reads it once per block: week-long blocks mean one pass per week):\n  \
+         promtool tsdb create-blocks-from openmetrics --max-block-duration=168h {file} ./wolkvox-blocks\n\
          then move the directories in ./wolkvox-blocks into Prometheus's data directory (--storage.tsdb.path, e.g. /var/lib/prometheus/metrics2),\n\
-         owned by the prometheus user; it picks them up within a few minutes or at its next start.\n\
+         owned by the user Prometheus runs as; it picks them up within a minute or two, or at its next start.\n\
          Blocks older than --storage.tsdb.retention.time are deleted at once: raise it first if the range is older.\n",
         bytes(s.bytes)
     ));

@@ -112,14 +112,19 @@ pub enum Command {
     },
     /// Fetch a past range and write it as OpenMetrics for `promtool tsdb create-blocks-from openmetrics`.
     Backfill {
+        /// The exporter's YAML config (operations, tokens, zones, poll interval).
         #[arg(long, env = "WOLKVOX_EXPORTER_CONFIG", value_name = "FILE")]
         config: PathBuf,
+        /// Start of the range: YYYY-mm-dd (midnight in each operation's zone) or an RFC 3339 instant.
         #[arg(long, value_name = "DATE")]
         from: String,
+        /// End of the range (excluded), same forms as --from.
         #[arg(long, value_name = "DATE")]
         to: String,
+        /// Where to write the OpenMetrics text (written atomically).
         #[arg(long, value_name = "FILE")]
         output: PathBuf,
+        /// Only this operation (default: every operation in the config).
         #[arg(long, value_name = "NAME")]
         operation: Option<String>,
     },

@@ -277,7 +277,7 @@ async fn history_across_a_dst_fold_lands_in_prometheus_exactly() {
             "tsdb",
             "create-blocks-from",
             "openmetrics",
-            "--max-block-duration=24h",
+            "--max-block-duration=168h",
         ])
         .arg(&out)
         .arg(&blocks)
@@ -673,7 +673,7 @@ async fn runs_meeting_inside_a_fold_count_each_row_once() {
 
 /// Not a check: a measurement. Ninety days (`MEASURE_DAYS`) of a busy operation (about
 /// 120 calls a minute at daytime) through the binary with its peak memory, then through
-/// promtool for each `--max-block-duration` in `MEASURE_BLOCKS` (say `24h,7d`). Run it in
+/// promtool for each `--max-block-duration` in `MEASURE_BLOCKS` (say `24h,168h`). Run it in
 /// release: `cargo test --release --test it backfill::measure -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
