@@ -52,7 +52,7 @@ fn bench(c: &mut Criterion) {
     let bounds = DEFAULT_BUCKETS.to_vec();
     println!(
         "answer: {} rows, {} bytes ({:.1} MiB)",
-        common::FULL_ANSWER_ROWS,
+        rows_of(&body).map(|r| r.len()).unwrap_or(0),
         body.len(),
         body.len() as f64 / (1024.0 * 1024.0)
     );
@@ -114,7 +114,7 @@ fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
     // Only a real run (`cargo bench`) measures; `cargo test` runs each routine once.
-    if std::env::args().any(|a| a == "--bench") {
+    if common::measuring() {
         let plain = common::estimate(GROUP, "plain_decode", started);
         let ingest = common::estimate(GROUP, "ingest", started);
         match (plain, ingest) {

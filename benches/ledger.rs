@@ -13,6 +13,8 @@ use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_ma
 use jiff::civil::{DateTime, date};
 use wolkvox_exporter::ledger::{Ledger, RowId, Seen};
 
+mod common;
+
 const WINDOWS: usize = 36;
 
 fn id(i: usize) -> RowId {
@@ -28,7 +30,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
-    for remembered in [10_000usize, 1_000_000] {
+    for remembered in [10_000usize, common::size(1_000_000, 20_000)] {
         let per_window = remembered / WINDOWS;
         // Windows 0..36 remembered; the cycle brings window 36.
         let ledger = Ledger::from_entries((0..per_window * WINDOWS).map(|i| {

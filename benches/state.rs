@@ -18,8 +18,8 @@ mod common;
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    // Realistic totals: a day of the generated contact center's rows.
-    let (rows, _) = common::rows(20_000);
+    // Realistic totals: the routing points, options and transfers of 20,000 generated rows.
+    let (rows, _) = common::rows(common::size(20_000, 2_000));
     let body = common::body(&rows);
     let mut totals = Totals::default();
     for r in rows_of(&body).unwrap_or_default() {
@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    for remembered in [10_000usize, 100_000] {
+    for remembered in [common::size(10_000, 1_000), common::size(100_000, 2_000)] {
         let ledger = Ledger::from_entries((0..remembered).map(|i| {
             (
                 xxhash_rust::xxh3::xxh3_128(&(i as u64).to_le_bytes()),

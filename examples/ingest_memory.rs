@@ -5,6 +5,10 @@
 //! cargo run --release --example ingest_memory
 //! ```
 //!
+//! With `--rows`, the answer goes through `rows_of` and `apply_rows` instead (decoded
+//! rows, then their readings: the backfill's path, and the poller's before `ingest`
+//! decoded rows straight into compact items), for comparison.
+//!
 //! The simulator runs in a child process (this program with `--serve`), so its rows and
 //! its JSON do not sit in this process's heap. This process notes its resident size,
 //! fetches the answer with the exporter's own HTTP client (which holds the whole body;
@@ -19,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wolkvox_exporter::config::{DEFAULT_BUCKETS, Limits};
-use wolkvox_exporter::ingest::{Ingested, ingest};
+use wolkvox_exporter::ingest::{Ingested, apply_rows, ingest, rows_of};
 use wolkvox_exporter::ledger::Ledger;
 use wolkvox_exporter::metrics::Totals;
 use wolkvox_exporter::secret::Secret;
@@ -68,7 +72,7 @@ fn serve() -> Result<(), String> {
     })
 }
 
-fn measure() -> Result<(), String> {
+fn measure(decoded_rows: bool) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
         .arg("--serve")
@@ -117,16 +121,33 @@ fn measure() -> Result<(), String> {
     let ledger = Ledger::new();
     let mut batch = ledger.begin();
     let mut totals = Totals::default();
-    let got = ingest(
-        &body,
-        &q,
-        &tz,
-        &mut batch,
-        &mut totals,
-        &Limits::default(),
-        &DEFAULT_BUCKETS,
-    )
-    .map_err(|e| e.to_string())?;
+    let got = if decoded_rows {
+        let rows = rows_of(&body).map_err(|e| e.to_string())?;
+        let new = apply_rows(
+            &rows,
+            &q,
+            &mut batch,
+            &mut totals,
+            &Limits::default(),
+            &DEFAULT_BUCKETS,
+        );
+        Ingested::Applied {
+            rows: rows.len(),
+            new,
+            capped: false,
+        }
+    } else {
+        ingest(
+            &body,
+            &q,
+            &tz,
+            &mut batch,
+            &mut totals,
+            &Limits::default(),
+            &DEFAULT_BUCKETS,
+        )
+        .map_err(|e| e.to_string())?
+    };
     let changes = batch.into_changes();
     let peak = status_bytes("VmHWM:")?;
     drop(child.stdin.take()); // stops the simulator
@@ -147,7 +168,12 @@ fn measure() -> Result<(), String> {
     println!("resident with the body:  {:.1} MiB", mib(with_body));
     println!("peak, fetch and ingest:  {:.1} MiB", mib(peak));
     println!(
-        "SUMMARY peak - baseline = {:.1} MiB = {:.2} x the answer (goal < 2.5)",
+        "SUMMARY {} peak - baseline = {:.1} MiB = {:.2} x the answer (goal < 2.5)",
+        if decoded_rows {
+            "rows_of + apply_rows:"
+        } else {
+            "ingest:"
+        },
         mib(used),
         used as f64 / len as f64
     );
@@ -156,8 +182,12 @@ fn measure() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let serving = std::env::args().nth(1).as_deref() == Some("--serve");
-    let result = if serving { serve() } else { measure() };
+    let arg = std::env::args().nth(1);
+    let result = match arg.as_deref() {
+        Some("--serve") => serve(),
+        Some("--rows") => measure(true),
+        _ => measure(false),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

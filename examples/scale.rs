@@ -2,16 +2,17 @@
 //! tenant per operation, measuring the exporter process's resident memory and CPU.
 //!
 //! ```sh
-//! cargo build --release && cargo run --release --example scale -- [OPERATIONS] [SECONDS] [SHARD]
+//! cargo build --release && cargo run --release --example scale -- [OPERATIONS] [SECONDS] [SHARD] [CALLS_PER_MINUTE]
 //! ```
 //!
 //! Defaults: 200 operations, 120 seconds of steady state after every operation's first
-//! cycle. Each tenant has the demo's traffic (about a dozen calls a minute, several rows
-//! each, a different seed per tenant). Polling is compressed in time so a couple of
+//! cycle. Each tenant has the demo's traffic (CALLS_PER_MINUTE, default 12, at an
+//! ordinary daytime hour, scaled by the time of day; several rows per call; a different
+//! seed per tenant). Polling is compressed in time so a couple of
 //! minutes hold many cycles: interval 10s, delay 2s, settle 2m, backfill 1h; a cycle
 //! therefore re-reads about 13 windows, as the defaults (5m, 30m settle) re-read 7. CPU
 //! is reported per operation and per 1,000 rows the API served, the figure that carries
-//! over to other settings. `SHARD` (`I/N`) runs one shard of the same config.
+//! over to other settings. `SHARD` (`I/N`, or empty) runs one shard of the same config.
 //!
 //! The simulator runs in this process; only the exporter's own process is measured
 //! (`/proc/PID/stat` and `/proc/PID/status`).
@@ -84,6 +85,8 @@ fn write_config(dir: &Path, sim: &str, ops: usize) -> Result<PathBuf, String> {
     for i in 0..ops {
         let token = dir.join(format!("op{i:03}.token"));
         std::fs::write(&token, format!("tok{i}")).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
         y.push_str(&format!(
             "  - name: op{i:03}\n    base_url: \"{sim}\"\n    token_file: {}\n    timezone: {ZONE}\n",
             token.display()
@@ -143,7 +146,12 @@ fn start_exporter(bin: &Path, config: &Path, shard: Option<&str>) -> Result<Proc
 }
 
 async fn get(url: &str) -> Result<(u16, String), String> {
-    let r = reqwest::get(url).await.map_err(|e| e.to_string())?;
+    get_with(&reqwest::Client::new(), url).await
+}
+
+/// `client` decides whether to ask for gzip (reqwest asks unless built with `no_gzip`).
+async fn get_with(client: &reqwest::Client, url: &str) -> Result<(u16, String), String> {
+    let r = client.get(url).send().await.map_err(|e| e.to_string())?;
     let status = r.status().as_u16();
     Ok((status, r.text().await.map_err(|e| e.to_string())?))
 }
@@ -159,7 +167,10 @@ async fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let ops: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(200);
     let secs: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(120);
-    let shard = args.get(2).map(String::as_str);
+    let shard = args.get(2).map(String::as_str).filter(|s| !s.is_empty());
+    // The demo's dozen calls a minute at an ordinary daytime hour; the daily curve
+    // scales it from 0.25x at night to 1.8x at the morning peak.
+    let calls_per_minute: f64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(12.0);
     let bin = std::env::var_os("WOLKVOX_EXPORTER_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target/release/wolkvox-exporter"));
@@ -168,7 +179,9 @@ async fn run() -> Result<(), String> {
     let zone = TimeZone::get(ZONE).map_err(|e| e.to_string())?;
     for i in 0..ops {
         sim.add_tenant(&format!("tok{i}"), zone.clone());
-        sim.set_traffic(&format!("tok{i}"), Traffic::new(1000 + i as u64));
+        let mut traffic = Traffic::new(1000 + i as u64);
+        traffic.calls_per_minute = calls_per_minute;
+        sim.set_traffic(&format!("tok{i}"), traffic);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -226,25 +239,39 @@ async fn run() -> Result<(), String> {
     let rows: usize = requests.iter().map(|r| r.rows).sum::<usize>() - rows0;
     let reqs = requests.len() - reqs0;
 
+    let plain = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .map_err(|e| e.to_string())?;
     let scrape_started = Instant::now();
-    let (status, text) = get(&format!("{base}/metrics")).await?;
+    let (status, text) = get_with(&plain, &format!("{base}/metrics")).await?;
     let scrape = scrape_started.elapsed();
+    let gzip_started = Instant::now();
+    get(&format!("{base}/metrics")).await?;
+    let gzip = gzip_started.elapsed();
     if status != 200 {
         return Err(format!("/metrics answered {status}"));
     }
     let series = text.lines().filter(|l| !l.starts_with('#')).count();
     let up = metric_sum(&text, "wolkvox_up");
     let counted = metric_sum(&text, "wolkvox_ivr_rows_total");
+    // With --shard, this instance polls only part of the configured operations.
+    let polled = text
+        .lines()
+        .filter(|l| l.starts_with("wolkvox_up{"))
+        .count()
+        .max(1);
     let cpu = cpu1 - cpu0;
-    let per_op = cpu / ops as f64;
+    let per_op = cpu / polled as f64;
     println!(
-        "steady state over {wall:.0} s: {reqs} requests, {rows} rows served, {:.2} CPU s ({:.1}% of one core)",
+        "steady state over {wall:.0} s: {polled} operations polled, {reqs} requests, {rows} rows served ({:.0} rows a minute per operation), {:.2} CPU s ({:.1}% of one core)",
+        rows as f64 / polled as f64 / (wall / 60.0),
         cpu,
         100.0 * cpu / wall
     );
     println!(
         "SUMMARY per operation: {:.1} KiB resident, {:.2} ms CPU per second of polling, {:.3} CPU s per 1000 rows served",
-        rss1 as f64 / 1024.0 / ops as f64,
+        rss1 as f64 / 1024.0 / polled as f64,
         1000.0 * per_op / wall,
         if rows > 0 {
             1000.0 * cpu / rows as f64
@@ -259,9 +286,10 @@ async fn run() -> Result<(), String> {
         mib(hwm)
     );
     println!(
-        "/metrics: {series} series, {} bytes, answered in {:.0} ms; wolkvox_up sum {up}, rows counted {counted}; log lines {}",
+        "/metrics: {series} series, {} bytes, answered in {:.0} ms ({:.0} ms with gzip); wolkvox_up sum {up}, rows counted {counted}; log lines {}",
         text.len(),
         scrape.as_secs_f64() * 1000.0,
+        gzip.as_secs_f64() * 1000.0,
         exp.log_lines.lock().map(|n| *n).unwrap_or(0)
     );
     drop(exp);

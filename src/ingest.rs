@@ -32,10 +32,10 @@ use serde::Deserialize;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 
 use crate::config::Limits;
-use crate::ledger::{Batch, RowId};
+use crate::ledger::{Batch, IdHasherBuilder, RowId};
 use crate::metrics::Totals;
 use crate::window::{self, Query, Range};
-use crate::wolkvox::row::{Field, Outcome, RawRow, Reading, decode};
+use crate::wolkvox::row::{Field, MAX_LABEL_LEN, Outcome, RawRow, Reading, decode};
 use crate::wolkvox::{ApiError, Reason, classify, excerpt};
 
 /// The API's row cap: an answer this long is taken as cut off.
@@ -260,10 +260,25 @@ struct LeanEnvelope<'a> {
 
 impl Answer {
     fn decode(body: &[u8]) -> Result<Answer, ApiError> {
-        // As `row::decode`: invalid UTF-8 is replaced rather than refused.
-        let text = String::from_utf8_lossy(body);
-        let env: LeanEnvelope<'_> =
-            serde_json::from_str(&text).map_err(|e| decode_error(e.to_string()))?;
+        // From bytes: strings are checked as UTF-8 as they are read, which saves the
+        // whole pass `str::from_utf8` would make first. As `row::decode`, invalid UTF-8
+        // is then replaced rather than refused.
+        let env: LeanEnvelope<'_> = match serde_json::from_slice(body) {
+            Ok(env) => env,
+            Err(e) if std::str::from_utf8(body).is_ok() => {
+                return Err(decode_error(e.to_string()));
+            }
+            Err(_) => {
+                let text = String::from_utf8_lossy(body).into_owned();
+                let env: LeanEnvelope<'_> =
+                    serde_json::from_str(&text).map_err(|e| decode_error(e.to_string()))?;
+                return Answer::from_envelope(env);
+            }
+        };
+        Answer::from_envelope(env)
+    }
+
+    fn from_envelope(env: LeanEnvelope<'_>) -> Result<Answer, ApiError> {
         if check_code(env.code, env.msg.as_ref())? {
             Ok(env.data.unwrap_or_default())
         } else {
@@ -280,10 +295,24 @@ impl Answer {
         limits: &Limits,
         bounds: &[f64],
     ) -> usize {
-        let fresh = batch.observe_each(
-            items.iter().map(|i| (i.id, keep_until(i.date, q))),
-            items.len(),
-        );
+        let mut fresh = Vec::with_capacity(items.len());
+        let dated_in_order = items
+            .windows(2)
+            .all(|w| w[0].date.is_some() && w[0].date <= w[1].date);
+        if dated_in_order {
+            // Copies share their date: count them second by second.
+            for run in items.chunk_by(|a, b| a.date == b.date) {
+                batch.observe_into(
+                    run.iter().map(|i| (i.id, keep_until(i.date, q))),
+                    &mut fresh,
+                );
+            }
+        } else {
+            batch.observe_into(
+                items.iter().map(|i| (i.id, keep_until(i.date, q))),
+                &mut fresh,
+            );
+        }
         let mut new = 0;
         for (item, is_new) in items.iter().zip(fresh) {
             if !is_new {
@@ -314,30 +343,40 @@ impl Answer {
 #[derive(Default)]
 struct Interner {
     /// Hash of the values to the first table index with that hash; collisions chain.
-    first: HashMap<u64, u32>,
+    first: HashMap<u64, u32, IdHasherBuilder>,
     chain: Vec<u32>,
 }
 
 const NONE: u32 = u32::MAX;
 
 impl Interner {
-    fn index(&mut self, table: &mut Vec<Labels>, r: &Reading<'_>) -> u32 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
+    fn hash(r: &Reading<'_>) -> u64 {
+        // Label values are capped at 128 bytes, so the four fit on the stack, and one
+        // call hashes them (the streaming hasher costs more to set up than to run).
+        let mut buf = [0u8; 4 * (8 + MAX_LABEL_LEN)];
+        let mut at = 0;
         for part in [
             Some(r.rp_id),
             Some(r.rp_name),
             r.option.as_deref(),
             r.transfer,
         ] {
-            match part {
-                Some(s) => {
-                    h.update(&(s.len() as u64).to_le_bytes());
-                    h.update(s.as_bytes());
-                }
-                None => h.update(&u64::MAX.to_le_bytes()),
+            let (len, bytes) = match part {
+                Some(s) => (s.len() as u64, s.as_bytes()),
+                None => (u64::MAX, &b""[..]),
+            };
+            let end = at + 8 + bytes.len();
+            if let Some(dst) = buf.get_mut(at..end) {
+                dst[..8].copy_from_slice(&len.to_le_bytes());
+                dst[8..].copy_from_slice(bytes);
             }
+            at = end.min(buf.len());
         }
-        let hash = h.digest();
+        xxhash_rust::xxh3::xxh3_64(&buf[..at])
+    }
+
+    fn index(&mut self, table: &mut Vec<Labels>, r: &Reading<'_>) -> u32 {
+        let hash = Interner::hash(r);
         let same = |l: &Labels| {
             l.rp_id == r.rp_id
                 && l.rp_name == r.rp_name

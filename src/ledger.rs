@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub type RowId = u128;
 
-/// Hashing for maps keyed by [`RowId`]. Identities are already 128-bit hashes, so
+/// Hashing for maps keyed by [`RowId`] (or by another hash). Identities are already 128-bit hashes, so
 /// SipHash (std's default, a third of the cost of a whole cycle's de-duplication) buys
 /// nothing; one folded multiply of the two halves with per-process random keys spreads
 /// them as well, and the random keys keep bucket positions unpredictable to whoever
@@ -63,6 +63,9 @@ impl Hasher for IdHasher {
         let (lo, hi) = (v as u64, (v >> 64) as u64);
         self.state = folded_multiply(lo ^ self.keys.0 ^ self.state, hi ^ self.keys.1);
     }
+    fn write_u64(&mut self, v: u64) {
+        self.state = folded_multiply(v ^ self.keys.0 ^ self.state, self.keys.1);
+    }
     // Anything else (never used by the ledger's maps) still hashes correctly.
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(16) {
@@ -73,7 +76,8 @@ impl Hasher for IdHasher {
     }
 }
 
-type IdMap<V> = HashMap<RowId, V, IdHasherBuilder>;
+/// A map keyed by identities (or other values that are hashes already).
+pub type IdMap<V> = HashMap<RowId, V, IdHasherBuilder>;
 
 /// What the ledger keeps per identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +100,9 @@ pub struct Ledger {
 pub struct Batch<'l> {
     ledger: &'l Ledger,
     changes: IdMap<Seen>,
+    /// Copies of each identity in the rows being observed; kept between calls only to
+    /// reuse its allocation.
+    in_response: IdMap<u32>,
 }
 
 /// The committed-to-be changes of a batch, detached from the ledger's borrow.
@@ -119,6 +126,7 @@ impl Ledger {
         Batch {
             ledger: self,
             changes: IdMap::default(),
+            in_response: IdMap::default(),
         }
     }
 
@@ -146,13 +154,6 @@ impl Ledger {
 }
 
 impl Batch<'_> {
-    fn prior(&self, id: &RowId) -> Option<Seen> {
-        self.changes
-            .get(id)
-            .or_else(|| self.ledger.seen.get(id))
-            .copied()
-    }
-
     /// Takes one response's rows as `(identity, keep_until)` in order, and returns for
     /// each whether it is new (to be counted) or a copy already counted.
     pub fn observe(&mut self, rows: &[(RowId, DateTime)]) -> Vec<bool> {
@@ -166,24 +167,46 @@ impl Batch<'_> {
         rows: impl IntoIterator<Item = (RowId, DateTime)>,
         len: usize,
     ) -> Vec<bool> {
-        // Copies of each identity in this response so far.
-        let mut in_response: IdMap<u32> = IdMap::with_capacity_and_hasher(len, Default::default());
         let mut fresh = Vec::with_capacity(len);
+        self.observe_into(rows, &mut fresh);
+        fresh
+    }
+
+    /// [`Batch::observe`], appending to `fresh`. `rows` may also be one run of a
+    /// response's rows that holds every copy of each identity in it (a run of rows with
+    /// one date, when the response is in date order: copies share their date): the
+    /// copies are counted within the run, which keeps that count small and in cache.
+    pub fn observe_into(
+        &mut self,
+        rows: impl IntoIterator<Item = (RowId, DateTime)>,
+        fresh: &mut Vec<bool>,
+    ) {
         for (id, keep_until) in rows {
-            let k = in_response.entry(id).or_insert(0);
+            let k = self.in_response.entry(id).or_insert(0);
             *k += 1;
-            let prior = self.prior(&id);
+            let k = *k;
+            let prior = self
+                .changes
+                .get(&id)
+                .or_else(|| self.ledger.seen.get(&id))
+                .copied();
             let counted = prior.map_or(0, |p| p.count);
-            fresh.push(*k > counted);
+            fresh.push(k > counted);
             let entry = Seen {
-                count: counted.max(*k),
+                count: counted.max(k),
                 keep_until: prior.map_or(keep_until, |p| p.keep_until.max(keep_until)),
             };
             if prior != Some(entry) {
                 self.changes.insert(id, entry);
             }
         }
-        fresh
+        // Clearing costs the map's capacity: after a large response start afresh, so
+        // many small runs that follow stay cheap.
+        if self.in_response.capacity() > 4096 {
+            self.in_response = IdMap::default();
+        } else {
+            self.in_response.clear();
+        }
     }
 
     pub fn into_changes(self) -> Changes {

@@ -68,10 +68,21 @@ pub fn body(rows: &[SimRow]) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// One full answer (59,999 rows) and its query.
+/// One full answer (59,999 rows; a small one when only testing) and its query.
 pub fn full_answer() -> (Vec<u8>, Query) {
-    let (rows, q) = rows(FULL_ANSWER_ROWS);
+    let (rows, q) = rows(if measuring() { FULL_ANSWER_ROWS } else { 1_000 });
     (body(&rows), q)
+}
+
+/// `cargo bench` measures; `cargo test --all-targets` runs each bench once as a smoke
+/// test, in a debug build, where the full sizes would only cost time.
+pub fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// `full` when measuring, `small` when only testing.
+pub fn size(full: usize, small: usize) -> usize {
+    if measuring() { full } else { small }
 }
 
 /// Criterion's median estimate (nanoseconds) of `group/id`, if it was written by this

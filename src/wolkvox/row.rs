@@ -158,9 +158,13 @@ impl RawRow<'_> {
 
     /// The row's identity: a 128-bit hash of its ten fields as received, so caller
     /// data is never kept in clear. Length prefixes keep `("ab","c")` apart from `("a","bc")`.
+    ///
+    /// Saved identities must stay valid across versions: this is XXH3-128 of the fields,
+    /// each as its length (8 bytes, little-endian) then its bytes. A typical row is
+    /// hashed in one call from a stack buffer; longer rows through the streaming hasher,
+    /// which gives the same digest for the same bytes.
     pub fn identity(&self) -> u128 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for f in [
+        let fields = [
             &self.rp_id,
             &self.rp_name,
             &self.cod_opc_menu,
@@ -171,12 +175,29 @@ impl RawRow<'_> {
             &self.time,
             &self.customer_id,
             &self.conn_id,
-        ] {
-            h.update(&(f.0.len() as u64).to_le_bytes());
-            h.update(f.0.as_bytes());
+        ];
+        let mut buf = [0u8; 512];
+        let mut at = 0;
+        for f in fields {
+            let bytes = f.0.as_bytes();
+            let Some(dst) = buf.get_mut(at..at + 8 + bytes.len()) else {
+                return identity_streaming(&fields);
+            };
+            dst[..8].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+            dst[8..].copy_from_slice(bytes);
+            at += 8 + bytes.len();
         }
-        h.digest128()
+        xxhash_rust::xxh3::xxh3_128(&buf[..at])
     }
+}
+
+fn identity_streaming(fields: &[&Field<'_>]) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for f in fields {
+        h.update(&(f.0.len() as u64).to_le_bytes());
+        h.update(f.0.as_bytes());
+    }
+    h.digest128()
 }
 
 // ---------------------------------------------------------------- field reading
@@ -508,6 +529,43 @@ mod tests {
         assert!(decode(b"<html>502</html>").is_err());
         assert!(decode(br#"{"code":200,"data":"nope"}"#).is_err());
         assert!(decode(br#"{"code":200,"data":[{"rp_id":"1"#).is_err());
+    }
+
+    #[test]
+    fn identity_is_stable_whatever_the_row_length() {
+        // Pinned: saved states hold these values; a change would count rows again.
+        let row = RawRow {
+            rp_id: Field("1001".into()),
+            rp_name: Field("Menú Principal".into()),
+            date: Field("2026-11-27 10:00:00".into()),
+            conn_id: Field("c1".into()),
+            ..Default::default()
+        };
+        let fields = |r: &RawRow<'_>| {
+            identity_streaming(&[
+                &r.rp_id,
+                &r.rp_name,
+                &r.cod_opc_menu,
+                &r.dn_transfer,
+                &r.date,
+                &r.result,
+                &r.ani,
+                &r.time,
+                &r.customer_id,
+                &r.conn_id,
+            ])
+        };
+        assert_eq!(row.identity(), fields(&row));
+        assert_eq!(row.identity(), 0x18718773ecfdfff51a969377486893a4);
+        let mut long = row.clone();
+        long.rp_name = Field("x".repeat(600).into());
+        assert_eq!(long.identity(), fields(&long));
+        assert_ne!(long.identity(), row.identity());
+        let mut edge = row.clone();
+        edge.conn_id = Field("y".repeat(512 - 80 - 4 - 15 - 19).into());
+        assert_eq!(edge.identity(), fields(&edge));
+        edge.conn_id = Field("y".repeat(512 - 80 - 4 - 15 - 19 + 1).into());
+        assert_eq!(edge.identity(), fields(&edge));
     }
 
     #[test]
