@@ -32,7 +32,7 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, Limits, Operation, ProcessEnv};
-use crate::ingest::{ROW_CAP, apply_rows, rows_of};
+use crate::ingest::{ROW_CAP, apply_rows, continuation, rows_of};
 use crate::ledger::Ledger;
 use crate::metrics::{FAMILIES, RpKey, Totals};
 use crate::window::{self, Query, Range};
@@ -530,9 +530,13 @@ fn output_order() -> [usize; FAMILY_COUNT] {
 
 // ---------------------------------------------------------------- query lengths
 
-/// Rows an answer is aimed at: a quarter under the cap leaves room for the hour
-/// being busier than predicted.
+/// Rows an answer is aimed at while cut-off answers have to be halved: a quarter under
+/// the cap leaves room for the hour being busier than predicted.
 const TARGET_ROWS: i64 = (ROW_CAP as i64) * 3 / 4;
+/// ... and once a cut-off answer came in date order: over the cap, as an answer at
+/// the cap loses nothing (its complete rows are kept and the rest asked next), so
+/// nearly every request brings a full 60,000 rows.
+const TARGET_ROWS_ORDERED: i64 = (ROW_CAP as i64) * 2;
 const DAY: SignedDuration = SignedDuration::from_hours(24);
 
 /// The rows counted before each recent window end, over the last two days: enough to
@@ -566,12 +570,12 @@ impl Recent {
     /// guess is the same hours yesterday, scaled by how today compares so far; without
     /// a day behind, the last answer's density. It grows at most fourfold at a time;
     /// [`window::plan`]'s parts bound it from above and a capped answer still splits.
-    pub fn next_span(&self, last: Range, rows: usize) -> i64 {
+    pub fn next_span(&self, last: Range, rows: usize, target: i64) -> i64 {
         let span = last.duration().as_secs().max(1);
         let grown = span.saturating_mul(4);
         let n = i64::try_from(rows).unwrap_or(i64::MAX);
         let by_density = if n > 0 {
-            span.saturating_mul(TARGET_ROWS) / n
+            span.saturating_mul(target) / n
         } else {
             grown
         };
@@ -595,7 +599,7 @@ impl Recent {
             .iter()
             .filter(|(e, _)| *e > from && *e <= last.end)
         {
-            if scale * cum.saturating_sub(then) as f64 > TARGET_ROWS as f64 {
+            if scale * cum.saturating_sub(then) as f64 > target as f64 {
                 break;
             }
             best = Some(end.duration_since(from).as_secs());
@@ -802,7 +806,11 @@ pub struct Summary {
     /// can take in the repeated hour of a DST fold, whose rows count at the first pass.
     pub outside: u64,
     pub requests: u64,
+    /// Answers cut at the cap and halved (their rows not in date order).
     pub splits: u64,
+    /// Answers cut at the cap in date order: kept up to their last second, which was
+    /// asked again.
+    pub continued: u64,
     pub retries: u64,
     /// Answers at the row cap whose range (one second) could not be split.
     pub capped: u64,
@@ -904,6 +912,12 @@ struct OpRun<'a> {
 
 enum Step {
     Split(Range, Range),
+    /// The answer was cut at the cap in date order: its `kept` rows dated before its
+    /// last second were applied; ask `rest` (from that second) next.
+    Continue {
+        rest: Query,
+        kept: usize,
+    },
     /// Applied; `rows` in the answer.
     Done {
         capped: bool,
@@ -927,13 +941,23 @@ impl OpRun<'_> {
         out: &mut [W],
         summary: &mut Summary,
     ) -> Result<Step, TakeError> {
-        let rows = rows_of(body).map_err(TakeError::Api)?;
+        let mut rows = rows_of(body).map_err(TakeError::Api)?;
         let answered = rows.len();
         let capped = answered >= ROW_CAP;
-        if capped && let Some((a, b)) = window::bisect(q.range) {
-            return Ok(Step::Split(a, b));
-        }
         let tz = &self.op.zone;
+        // What is complete once this answer is applied: window ends up to `through`.
+        let mut through = q.range.end;
+        let mut rest = None;
+        if capped {
+            let dates = rows.iter().map(|r| parse_date(r.date.as_str()));
+            if let Some((kept, next)) = continuation(dates, q, tz) {
+                rows.truncate(kept);
+                through = next.range.start;
+                rest = Some(next);
+            } else if let Some((a, b)) = window::bisect(q.range) {
+                return Ok(Step::Split(a, b));
+            }
+        }
         let mut placed: Vec<(Timestamp, RawRow<'_>)> = Vec::with_capacity(rows.len());
         for r in rows {
             match row_instant(parse_date(r.date.as_str()), q.range, tz) {
@@ -973,16 +997,21 @@ impl OpRun<'_> {
         self.ledger.commit(changes);
         summary.duplicates += self.totals.duplicates - before;
         self.renderer
-            .emit_through(&self.totals, q.range.end, out)
+            .emit_through(&self.totals, through, out)
             .map_err(TakeError::Io)?;
         // Parts never overlap in time, but across a DST fold their wall-clock queries
         // do. `row_instant` already gives such a row to one part only; the ledger is
         // the second guard, and keeps only what a following query can still return.
-        self.ledger
-            .forget_before(window::wall_floor(q.range.end, tz));
-        Ok(Step::Done {
-            capped,
-            rows: answered,
+        self.ledger.forget_before(window::wall_floor(through, tz));
+        Ok(match rest {
+            Some(rest) => Step::Continue {
+                rest,
+                kept: rows.len(),
+            },
+            None => Step::Done {
+                capped,
+                rows: answered,
+            },
         })
     }
 }
@@ -1075,17 +1104,31 @@ pub async fn run(
             renderer: Renderer::new(&op.name, &config.buckets, windows),
         };
         run.renderer.start(&mut output.writers).map_err(io_fail)?;
-        let mut parts: VecDeque<Query> = window::plan(range, &op.zone).into();
-        // How long a query may be to stay under the cap, learned from the answers, so a
-        // busy range is not split from 31 days down every time.
+        // The plan's parts (31 days at most), each tagged with its index: only the
+        // pieces of one part may be joined again.
+        let mut parts: VecDeque<(usize, Query)> = window::plan(range, &op.zone)
+            .into_iter()
+            .enumerate()
+            .collect();
+        // How long a query may be, learned from the answers, so a busy range is not
+        // split from 31 days down every time.
         let mut span: Option<i64> = None;
-        while let Some(mut q) = parts.pop_front() {
+        // Whether answers cut at the cap came in date order, so that one can be taken
+        // in part and continued rather than halved and asked again.
+        let mut ordered = false;
+        while let Some((part, mut q)) = parts.pop_front() {
             if let Some(s) = span
                 && q.range.duration().as_secs() > s
             {
                 let cut = q.range.start + SignedDuration::from_secs(s);
-                parts.push_front(window::query_for(Range::new(cut, q.range.end), &op.zone));
-                q = window::query_for(Range::new(q.range.start, cut), &op.zone);
+                parts.push_front((
+                    part,
+                    window::query_for(Range::new(cut, q.range.end), &op.zone),
+                ));
+                let mut first = window::query_for(Range::new(q.range.start, cut), &op.zone);
+                // A continued query starts exactly at the wall time still to come.
+                first.date_ini = first.date_ini.max(q.date_ini);
+                q = first;
             }
             let mut failures = 0u32;
             let step = loop {
@@ -1117,18 +1160,46 @@ pub async fn run(
                 );
                 tokio::time::sleep(wait).await;
             };
+            let target = if ordered {
+                TARGET_ROWS_ORDERED
+            } else {
+                TARGET_ROWS
+            };
             match step {
                 Step::Split(a, b) => {
                     summary.splits += 1;
+                    ordered = false;
                     span = Some(a.duration().as_secs());
-                    parts.push_front(window::query_for(b, &op.zone));
-                    parts.push_front(window::query_for(a, &op.zone));
+                    parts.push_front((part, window::query_for(b, &op.zone)));
+                    parts.push_front((part, window::query_for(a, &op.zone)));
+                }
+                Step::Continue { mut rest, kept } => {
+                    summary.continued += 1;
+                    ordered = true;
+                    let done = Range::new(q.range.start, rest.range.start);
+                    span = Some(
+                        run.renderer
+                            .recent()
+                            .next_span(done, kept, TARGET_ROWS_ORDERED),
+                    );
+                    progress.done_secs += done.duration().as_secs_f64();
+                    // The rest of this query and the next piece of the same part are
+                    // one range again: the next request is sized afresh from there.
+                    if let Some((p, next)) = parts.front()
+                        && *p == part
+                        && next.range.start == rest.range.end
+                    {
+                        rest.range = Range::new(rest.range.start, next.range.end);
+                        rest.date_end = rest.date_end.max(next.date_end);
+                        parts.pop_front();
+                    }
+                    parts.push_front((part, rest));
                 }
                 Step::Done { capped, rows } => {
                     if capped {
                         summary.capped += 1;
                     }
-                    span = Some(run.renderer.recent().next_span(q.range, rows));
+                    span = Some(run.renderer.recent().next_span(q.range, rows, target));
                     progress.done_secs += q.range.duration().as_secs_f64();
                 }
             }
@@ -1204,7 +1275,7 @@ pub fn report(s: &Summary) -> String {
         0.0
     };
     let mut out = format!(
-        "backfill done: {} ({}), {} windows, {} rows counted, {} requests ({} splits at the {ROW_CAP}-row cap, {} retries) in {} ({:.0} rows/s)\n",
+        "backfill done: {} ({}), {} windows, {} rows counted, {} requests ({} answers at the {ROW_CAP}-row cap continued, {} halved, {} retries) in {} ({:.0} rows/s)\n",
         s.operations.join(", "),
         match (s.start, s.end) {
             (Some(a), Some(b)) => format!("{a} to {b}"),
@@ -1213,6 +1284,7 @@ pub fn report(s: &Summary) -> String {
         s.windows,
         s.rows,
         s.requests,
+        s.continued,
         s.splits,
         s.retries,
         human(s.elapsed),
@@ -1597,12 +1669,16 @@ wolkvox_ivr_interaction_duration_seconds_bucket{{{l},result="ok",le="10.5"}} 0 1
         let hours = |a: i64, b: i64| Range::new(at(a), at(b));
         // No history: the last answer's density, aimed at 45,000 rows.
         let none = Recent::default();
-        assert_eq!(none.next_span(hours(0, 24), 90_000), day / 2);
+        assert_eq!(none.next_span(hours(0, 24), 90_000, TARGET_ROWS), day / 2);
         // Quiet: grow, but at most fourfold.
-        assert_eq!(none.next_span(hours(0, 24), 10), 4 * day);
-        assert_eq!(none.next_span(hours(0, 24), 0), 4 * day);
+        assert_eq!(none.next_span(hours(0, 24), 10, TARGET_ROWS), 4 * day);
+        assert_eq!(none.next_span(hours(0, 24), 0, TARGET_ROWS), 4 * day);
         assert_eq!(
-            none.next_span(Range::new(t0, t0 + SignedDuration::from_secs(1)), 59_999),
+            none.next_span(
+                Range::new(t0, t0 + SignedDuration::from_secs(1)),
+                59_999,
+                TARGET_ROWS
+            ),
             1
         );
         // Yesterday: 1,000 rows an hour at night (0-6 h), 10,000 by day (6-24 h).
@@ -1616,9 +1692,9 @@ wolkvox_ivr_interaction_duration_seconds_bucket{{{l},result="ok",le="10.5"}} 0 1
         // Today so far (24-30 h) went like yesterday: at 06:00 the morning is coming,
         // and 45,000 rows is four and a half busy hours, not the 45 quiet ones the
         // last answer's density says.
-        assert_eq!(r.next_span(hours(24, 30), 6_000), 4 * 3600);
+        assert_eq!(r.next_span(hours(24, 30), 6_000, TARGET_ROWS), 4 * 3600);
         // Today twice as busy: half as long.
-        assert_eq!(r.next_span(hours(24, 30), 12_000), 2 * 3600);
+        assert_eq!(r.next_span(hours(24, 30), 12_000, TARGET_ROWS), 2 * 3600);
         assert_eq!(r.rows_at(at(4)), Some(4_000));
         assert_eq!(
             r.rows_at(at(4) + SignedDuration::from_mins(30)),
