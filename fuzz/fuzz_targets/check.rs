@@ -4,8 +4,12 @@
 //! cardinality limits and count every row once. Shared by the cargo-fuzz target and
 //! the stable proptest run (`tests/it/fuzz.rs`), so both check the same things.
 
+use jiff::tz::TimeZone;
 use wolkvox_exporter::config::Limits;
+use wolkvox_exporter::ingest::{Ingested, apply_rows, ingest, rows_of};
+use wolkvox_exporter::ledger::Ledger;
 use wolkvox_exporter::metrics::{OTHER, Totals};
+use wolkvox_exporter::window::{self, Range};
 use wolkvox_exporter::wolkvox::row::{MAX_LABEL_LEN, decode};
 
 /// Small limits, so that fuzzed inputs reach the folding into `_other` quickly.
@@ -73,4 +77,44 @@ pub fn body(data: &[u8]) {
         );
     }
     assert_eq!(interactions, rows.len() as u64, "each row counted once");
+}
+
+/// The poll cycle's fast path (`ingest`: one pass from bytes to counts) against the
+/// simple one (`rows_of`, then `apply_rows`), for the same body given twice (so the
+/// second answer's rows are all copies): both refuse it for the same reason, or both
+/// count the same totals and leave the same ledger.
+pub fn agrees(data: &[u8]) {
+    let Ok(tz) = TimeZone::get("America/Santiago") else {
+        panic!("zone data missing");
+    };
+    // Two hours around Santiago's 2026 fold, whose wall hour 23:00 comes twice.
+    let range = Range::new(
+        jiff::Timestamp::from_second(1_775_356_200).unwrap_or_default(),
+        jiff::Timestamp::from_second(1_775_363_400).unwrap_or_default(),
+    );
+    let q = window::query_for(range, &tz);
+    let bounds = [5.0, 60.0];
+    let (fast_ledger, simple_ledger) = (Ledger::new(), Ledger::new());
+    let (mut fast_batch, mut simple_batch) = (fast_ledger.begin(), simple_ledger.begin());
+    let (mut fast, mut simple) = (Totals::default(), Totals::default());
+    for _ in 0..2 {
+        let got = ingest(data, &q, &tz, &mut fast_batch, &mut fast, &LIMITS, &bounds);
+        let want = rows_of(data).map(|rows| {
+            apply_rows(&rows, &q, &mut simple_batch, &mut simple, &LIMITS, &bounds);
+            rows.len()
+        });
+        match (got, want) {
+            (Ok(Ingested::Applied { rows, .. }), Ok(n)) => assert_eq!(rows, n),
+            (Err(a), Err(b)) => {
+                assert_eq!(a.reason, b.reason, "{a:?} vs {b:?}");
+                return;
+            }
+            (got, want) => panic!("ingest gave {got:?}, rows_of gave {want:?}"),
+        }
+    }
+    assert_eq!(fast, simple);
+    let (mut a, mut b) = (fast_ledger.clone(), simple_ledger.clone());
+    a.commit(fast_batch.into_changes());
+    b.commit(simple_batch.into_changes());
+    assert_eq!(a, b);
 }

@@ -10,4 +10,5 @@ mod check;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     check::body(data);
+    check::agrees(data);
 });

@@ -129,12 +129,14 @@ proptest! {
     #[test]
     fn arbitrary_bytes(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
         check::body(&data);
+        check::agrees(&data);
     }
 
     #[test]
     fn mutated_report_bodies(seed in 0usize..16, mutations in proptest::collection::vec(mutation(), 1..12)) {
         let body = apply(SEEDS[seed % SEEDS.len()].clone(), &mutations);
         check::body(&body);
+        check::agrees(&body);
     }
 }
 
