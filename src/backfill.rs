@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::civil::{Date, DateTime};
-use jiff::tz::TimeZone;
+use jiff::tz::{AmbiguousOffset, TimeZone};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Semaphore;
 
@@ -167,16 +167,23 @@ impl Windows {
 /// fold that wall time names two instants and the earlier is taken, whatever the
 /// query: the report cannot tell the passes apart, and one fixed choice means that two
 /// queries (or two runs) whose wall-clock bounds both cover the repeated hour never
-/// both count a row. An undated row goes to its query's last second.
+/// both count a row. A wall time the zone skips (a DST gap) is at the transition that
+/// skips it: the one instant inside every query whose wall-clock bounds cover it. An
+/// undated row goes to its query's last second.
 pub fn row_instant(date: Option<DateTime>, range: Range, tz: &TimeZone) -> Option<Timestamp> {
     let Some(d) = date else {
         let last = range.end - SignedDuration::from_secs(1);
         return Some(last.max(range.start));
     };
-    tz.to_ambiguous_timestamp(d)
-        .compatible()
-        .ok()
-        .filter(|t| range.start <= *t && *t < range.end)
+    let amb = tz.to_ambiguous_timestamp(d);
+    let t = match amb.offset() {
+        AmbiguousOffset::Gap { .. } => tz
+            .following(amb.earlier().ok()?)
+            .next()
+            .map(|tr| tr.timestamp())?,
+        _ => amb.compatible().ok()?,
+    };
+    (range.start <= t && t < range.end).then_some(t)
 }
 
 // ---------------------------------------------------------------- OpenMetrics
@@ -950,12 +957,25 @@ impl OpRun<'_> {
         let mut rest = None;
         if capped {
             let dates = rows.iter().map(|r| parse_date(r.date.as_str()));
-            if let Some((kept, next)) = continuation(dates, q, tz) {
-                rows.truncate(kept);
-                through = next.range.start;
-                rest = Some(next);
-            } else if let Some((a, b)) = window::bisect(q.range) {
-                return Ok(Step::Split(a, b));
+            let instant = |r: &RawRow<'_>| row_instant(parse_date(r.date.as_str()), q.range, tz);
+            match continuation(dates, q, tz) {
+                // Every kept row must lie before the cut, or its window would be
+                // written before the rest's rows are in: a row at a wall time the zone
+                // skips counts at the transition, which can be the cut itself.
+                Some((kept, next))
+                    if rows[..kept]
+                        .iter()
+                        .all(|r| instant(r).is_none_or(|t| t < next.range.start)) =>
+                {
+                    rows.truncate(kept);
+                    through = next.range.start;
+                    rest = Some(next);
+                }
+                _ => {
+                    if let Some((a, b)) = window::bisect(q.range) {
+                        return Ok(Step::Split(a, b));
+                    }
+                }
             }
         }
         let mut placed: Vec<(Timestamp, RawRow<'_>)> = Vec::with_capacity(rows.len());
@@ -1503,7 +1523,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_in_a_fold_go_to_the_earlier_pass() {
+    fn rows_in_a_fold_go_to_the_earlier_pass_and_skipped_ones_to_the_gap() {
         // 2026-04-05 00:00 (-03) falls back to 2026-04-04 23:00 (-04) in Santiago.
         let z = tz("America/Santiago");
         let fold = ts("2026-04-05T03:00:00Z");
@@ -1521,6 +1541,18 @@ mod tests {
         let after = Range::new(split, fold + SignedDuration::from_hours(2));
         assert_eq!(row_instant(Some(wall), before, &z), Some(first));
         assert_eq!(row_instant(Some(wall), after, &z), None);
+        // A skipped wall time (2026-09-06 00:00-00:59): at the transition that skips it,
+        // so in exactly one of two ranges that meet anywhere.
+        let gap = ts("2026-09-06T04:00:00Z");
+        let skipped = Some(date(2026, 9, 6).at(0, 30, 0, 0));
+        let half = SignedDuration::from_mins(30);
+        let around = Range::new(gap - half, gap + half);
+        assert_eq!(row_instant(skipped, around, &z), Some(gap));
+        assert_eq!(row_instant(skipped, Range::new(gap - half, gap), &z), None);
+        assert_eq!(
+            row_instant(skipped, Range::new(gap, gap + half), &z),
+            Some(gap)
+        );
         // Undated rows: the query's last second.
         assert_eq!(
             row_instant(None, after, &z),

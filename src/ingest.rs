@@ -162,15 +162,15 @@ pub fn continuation(
     if last <= q.date_ini || last > q.date_end {
         return None;
     }
-    // The earliest instant with that wall time (the first pass of a DST fold; in a
-    // gap, the instant before it), never before the range: asking from too early only
-    // asks again for rows the batch already holds.
+    // The earliest instant with that wall time (the first pass of a DST fold), never
+    // before the range: asking from too early only asks again for rows the batch
+    // already holds. A wall time the zone skips names no instant to start from: halve.
     let amb = tz.to_ambiguous_timestamp(last);
     let at = [amb.earlier().ok(), amb.later().ok()]
         .into_iter()
         .flatten()
         .min()?;
-    if at <= q.range.start || at >= q.range.end {
+    if tz.to_datetime(at) != last || at <= q.range.start || at >= q.range.end {
         return None;
     }
     Some((
@@ -696,6 +696,19 @@ mod tests {
         assert_eq!(continuation([d(0, 30), d(0, 30)], &q, &ny), None);
         assert_eq!(continuation([d(1, 10), None], &q, &ny), None);
         assert_eq!(continuation([d(1, 10), d(0, 50)], &q, &ny), None);
+
+        // 2026-03-08: 02:00-03:00 never happens in New York. A cut answer ending on a
+        // skipped wall time names no instant to continue from.
+        let r = Range::new(
+            "2026-03-08T05:00:00Z".parse().unwrap(),
+            "2026-03-08T09:00:00Z".parse().unwrap(),
+        );
+        let q = window::query_for(r, &ny);
+        let d = |h, m| Some(jiff::civil::date(2026, 3, 8).at(h, m, 0, 0));
+        assert_eq!(continuation([d(1, 10), d(2, 30)], &q, &ny), None);
+        let (kept, rest) = continuation([d(1, 10), d(2, 30), d(3, 5)], &q, &ny).unwrap();
+        assert_eq!(kept, 2);
+        assert_eq!(rest.range.start, "2026-03-08T07:05:00Z".parse().unwrap());
     }
 
     /// The lean path reads, de-duplicates and applies exactly as the rows do.

@@ -580,6 +580,124 @@ async fn answers_at_the_cap_are_continued_or_halved() {
     assert_eq!(last_rows(&text, "undated"), Some(70_001.0));
 }
 
+/// Santiago skips 00:00-00:59 on 2026-09-06 (04:00Z). Rows stamped with a skipped wall
+/// time (should a clock write one) count at that transition. A cut answer whose last
+/// row is one has no second to continue from, and is halved; every row counts once, and
+/// each window's sample holds exactly the rows before it. (Only queries whose range
+/// holds the transition strictly inside ask for skipped times: queries never name a
+/// nonexistent local time, so one that starts at the transition asks from 01:00.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_answers_around_skipped_wall_times() {
+    let sim = Sim::start().await;
+    let z = tz("America/Santiago");
+    let at = |s: &str| s.parse::<Timestamp>().unwrap();
+    let stamped = |h, m, n: usize, p: &str| -> Vec<SimRow> {
+        let wall = date(2026, 9, 6).at(h, m, 0, 0);
+        (0..n)
+            .map(|i| {
+                SimRow::new(
+                    wall,
+                    "1001",
+                    "Menú",
+                    "1",
+                    "",
+                    "ok",
+                    "5",
+                    &format!("{p}-{i}"),
+                )
+            })
+            .collect()
+    };
+    // "last": the answer is cut on a skipped second.
+    sim.sim.add_tenant("last", z.clone());
+    sim.sim.add_rows(
+        "last",
+        rows(
+            &z,
+            at("2026-09-06T03:20:00Z"),
+            at("2026-09-06T04:00:00Z"),
+            59_990,
+            "a",
+        ),
+    );
+    sim.sim.add_rows("last", stamped(0, 30, 20, "g"));
+    sim.sim.add_rows(
+        "last",
+        rows(
+            &z,
+            at("2026-09-06T06:00:00Z"),
+            at("2026-09-06T12:00:00Z"),
+            1_000,
+            "b",
+        ),
+    );
+    // "kept": skipped seconds among the rows before the cut, which is at 01:05 (04:05Z).
+    sim.sim.add_tenant("kept", z.clone());
+    sim.sim.add_rows(
+        "kept",
+        rows(
+            &z,
+            at("2026-09-06T00:00:00Z"),
+            at("2026-09-06T04:00:00Z"),
+            59_940,
+            "a",
+        ),
+    );
+    sim.sim.add_rows("kept", stamped(0, 10, 10, "g10"));
+    sim.sim.add_rows("kept", stamped(0, 30, 20, "g30"));
+    sim.sim.add_rows("kept", stamped(1, 5, 50, "r"));
+    let dir = tempdir();
+    let op = |name| Op {
+        name,
+        token: name,
+        zone: "America/Santiago",
+        extra: "",
+    };
+    let cfg = write_config(&sim, dir.path(), &[op("last"), op("kept")], "interval: 5m");
+    let config: Config = Config::from_file(&cfg, &ProcessEnv).unwrap().0;
+    let run = |name: &str, from: &str, to: &str| {
+        let req = Request {
+            from: DateArg::parse("--from", from).unwrap(),
+            to: DateArg::parse("--to", to).unwrap(),
+            output: dir.path().join(format!("{name}.om")),
+            operation: Some(name.into()),
+        };
+        let config = &config;
+        async move {
+            let s = backfill::run(config, &req, &quick(), at("2026-12-01T00:00:00Z"))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            (s, std::fs::read_to_string(&req.output).unwrap())
+        }
+    };
+
+    let (s, text) = run("last", "2026-09-06T03:20:00Z", "2026-09-06T12:00:00Z").await;
+    assert_eq!((s.rows, s.duplicates, s.continued), (61_010, 0, 0));
+    assert!(s.splits >= 1);
+    assert_eq!(last_rows(&text, "last"), Some(61_010.0));
+
+    // Skipped seconds count at the transition (04:00Z), before the cut (04:05Z): the
+    // cut answer is continued, and the 04:10Z sample holds every row.
+    let (s, text) = run("kept", "2026-09-06T00:00:00Z", "2026-09-06T08:00:00Z").await;
+    assert_eq!(
+        (s.rows, s.duplicates, s.continued, s.splits),
+        (60_020, 0, 1, 0)
+    );
+    let sample = |t: Timestamp| {
+        let prefix = "wolkvox_ivr_rows_total{operation=\"kept\"} ";
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .find_map(|l| {
+                let (v, ts) = l.split_once(' ')?;
+                (ts.parse::<i64>().ok()? == t.as_second()).then(|| v.parse::<f64>().unwrap())
+            })
+    };
+    assert_eq!(sample(at("2026-09-06T04:00:00Z")), Some(59_940.0));
+    assert_eq!(sample(at("2026-09-06T04:05:00Z")), Some(59_970.0));
+    assert_eq!(sample(at("2026-09-06T04:10:00Z")), Some(60_020.0));
+    assert_eq!(last_rows(&text, "kept"), Some(60_020.0));
+}
+
 /// The last `wolkvox_ivr_rows_total` sample of `op` in an output file.
 fn last_rows(text: &str, op: &str) -> Option<f64> {
     let prefix = format!("wolkvox_ivr_rows_total{{operation=\"{op}\"}} ");
