@@ -40,10 +40,11 @@ USER 65532:65532
 ENV WOLKVOX_EXPORTER_STATE_DIR=/var/lib/wolkvox-exporter
 VOLUME ["/var/lib/wolkvox-exporter"]
 EXPOSE 10150
-# With TLS or basic auth on (--web.config.file), point the check at the right URL:
-# WOLKVOX_EXPORTER_HEALTHCHECK_URL=https://user:password@127.0.0.1:10150/-/healthy and
-# WOLKVOX_EXPORTER_HEALTHCHECK_INSECURE_SKIP_VERIFY=true for a certificate that names
-# another host.
+# The check finds the exporter from its listen address and web config (HTTPS when TLS
+# is on; a 401 counts as up when basic auth is on). It shares the container's
+# environment, not the exporter's arguments: set those two as
+# WOLKVOX_EXPORTER_LISTEN_ADDRESS and WOLKVOX_EXPORTER_WEB_CONFIG_FILE, or point it
+# elsewhere with WOLKVOX_EXPORTER_HEALTHCHECK_URL.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=10s --retries=3 \
     CMD ["/wolkvox-exporter", "healthcheck"]
 ENTRYPOINT ["/wolkvox-exporter"]

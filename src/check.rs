@@ -77,9 +77,46 @@ async fn check_operation(op: &Operation, now: Timestamp) -> (bool, String) {
     }
 }
 
-/// Exit 0 when `url` answers 200. Credentials in the URL are sent as basic auth and
-/// never printed.
-pub async fn healthcheck(url: &str, insecure_skip_verify: bool) -> ExitCode {
+/// What `healthcheck` asks, and what it takes for an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub url: String,
+    pub insecure_skip_verify: bool,
+    /// With basic auth on and no credentials to send, a 401 still shows the server up.
+    pub alive_on_unauthorized: bool,
+}
+
+impl Probe {
+    /// The exporter's own `/-/healthy`, found from the settings it runs with (the same
+    /// flags' environment variables in a container): its listen address (an unspecified
+    /// one reached over loopback) and its web config (HTTPS when TLS is on, with the
+    /// certificate unchecked: it is the exporter's own, and names another host than
+    /// 127.0.0.1 as a rule).
+    pub fn from_settings(
+        listen: std::net::SocketAddr,
+        web: Option<&crate::web_config::WebConfig>,
+    ) -> Probe {
+        let mut addr = listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let tls = web.is_some_and(|w| w.tls_enabled());
+        Probe {
+            url: format!("{}://{addr}/-/healthy", if tls { "https" } else { "http" }),
+            insecure_skip_verify: tls,
+            alive_on_unauthorized: web.is_some_and(|w| !w.users.is_empty()),
+        }
+    }
+}
+
+/// Exit 0 when the probe's URL answers 200 (or 401, when that is taken as alive), 1
+/// otherwise (a container runtime reserves 2). Credentials in the URL are sent as basic
+/// auth and never printed.
+pub async fn healthcheck(probe: &Probe) -> ExitCode {
+    let (url, insecure_skip_verify) = (probe.url.as_str(), probe.insecure_skip_verify);
     let shown = redact_url(url);
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -91,6 +128,9 @@ pub async fn healthcheck(url: &str, insecure_skip_verify: bool) -> ExitCode {
     };
     match client.get(url).send().await {
         Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+        Ok(r) if probe.alive_on_unauthorized && r.status() == reqwest::StatusCode::UNAUTHORIZED => {
+            ExitCode::SUCCESS
+        }
         Ok(r) => {
             eprintln!("healthcheck: {shown} answered {}", r.status());
             ExitCode::from(1)
@@ -113,5 +153,53 @@ fn redact_url(url: &str) -> String {
         }
         // Unparseable: it may still hold a password, so show none of it.
         Err(_) => "(the URL given)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web_config::WebConfig;
+
+    #[test]
+    fn the_probe_follows_the_exporters_own_settings() {
+        let addr = |s: &str| crate::cli::listen_addr(s).unwrap();
+        let plain = |url: &str| Probe {
+            url: url.into(),
+            insecure_skip_verify: false,
+            alive_on_unauthorized: false,
+        };
+        assert_eq!(
+            Probe::from_settings(addr(":10150"), None),
+            plain("http://127.0.0.1:10150/-/healthy")
+        );
+        assert_eq!(
+            Probe::from_settings(addr("[::]:9000"), None),
+            plain("http://[::1]:9000/-/healthy")
+        );
+        assert_eq!(
+            Probe::from_settings(addr("10.1.2.3:9000"), None),
+            plain("http://10.1.2.3:9000/-/healthy")
+        );
+        // Basic auth without TLS: a 401 shows the server up.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.yml");
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        std::fs::write(&path, format!("basic_auth_users:\n  alice: {hash}\n")).unwrap();
+        let web = WebConfig::from_file(&path).unwrap().0;
+        assert_eq!(
+            Probe::from_settings(addr(":10150"), Some(&web)),
+            Probe {
+                alive_on_unauthorized: true,
+                ..plain("http://127.0.0.1:10150/-/healthy")
+            }
+        );
+        // An empty web config: plain HTTP, no auth.
+        std::fs::write(&path, "# nothing\n").unwrap();
+        let web = WebConfig::from_file(&path).unwrap().0;
+        assert_eq!(
+            Probe::from_settings(addr(":10150"), Some(&web)),
+            plain("http://127.0.0.1:10150/-/healthy")
+        );
     }
 }

@@ -94,14 +94,11 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Exit 0 when the running exporter answers /-/healthy (for container health checks).
+    /// Without --url it finds the exporter from the settings it runs with: --web.listen-address and --web.config.file (or their environment variables): HTTPS when TLS is on, and a 401 taken as alive when basic auth is on.
     Healthcheck {
-        /// With basic auth on, put the credentials in the URL (https://user:password@127.0.0.1:10150/-/healthy), preferably through the environment variable rather than the command line.
-        #[arg(
-            long,
-            env = "WOLKVOX_EXPORTER_HEALTHCHECK_URL",
-            default_value = "http://127.0.0.1:10150/-/healthy"
-        )]
-        url: String,
+        /// Check this URL instead, e.g. with credentials: https://user:password@127.0.0.1:10150/-/healthy (preferably through the environment variable rather than the command line).
+        #[arg(long, env = "WOLKVOX_EXPORTER_HEALTHCHECK_URL")]
+        url: Option<String>,
         /// Accept any TLS certificate: for checking over loopback an exporter whose certificate names another host.
         #[arg(
             long = "tls.insecure-skip-verify",

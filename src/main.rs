@@ -17,6 +17,16 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
+/// `healthcheck`'s probe from the exporter's own listen address and web config.
+fn healthcheck_probe(cli: &Cli) -> Result<check::Probe, String> {
+    let listen = listen_addr(&cli.listen_address)?;
+    let web = match &cli.web_config_file {
+        Some(path) => Some(wolkvox_exporter::web_config::WebConfig::from_file(path)?.0),
+        None => None,
+    };
+    Ok(check::Probe::from_settings(listen, web.as_ref()))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_level, cli.log_format);
@@ -31,7 +41,24 @@ fn main() -> ExitCode {
         Some(Command::Healthcheck {
             url,
             insecure_skip_verify,
-        }) => runtime.block_on(check::healthcheck(url, *insecure_skip_verify)),
+        }) => {
+            let probe = match url {
+                Some(url) => check::Probe {
+                    url: url.clone(),
+                    insecure_skip_verify: *insecure_skip_verify,
+                    alive_on_unauthorized: false,
+                },
+                None => match healthcheck_probe(&cli) {
+                    Ok(probe) => probe,
+                    // Unhealthy rather than 2, which a container runtime reserves.
+                    Err(e) => {
+                        eprintln!("healthcheck: {e}");
+                        return ExitCode::from(1);
+                    }
+                },
+            };
+            runtime.block_on(check::healthcheck(&probe))
+        }
         Some(Command::Check { config }) => {
             let Some(path) = config.as_ref().or(cli.config.as_ref()) else {
                 return fail("check: --config FILE is required");

@@ -199,6 +199,40 @@ async fn tls_and_basic_auth_guard_every_path_and_reload() {
     assert!(stderr.contains("401"), "{stderr}");
     assert!(!stderr.contains("not-the-password"), "{stderr}");
 
+    // No URL: found from the exporter's own settings, as a container's HEALTHCHECK runs
+    // it (with the exporter's environment): HTTPS, and a 401 shows the server up.
+    let probe = move |web: Option<String>| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("healthcheck")
+            .env("WOLKVOX_EXPORTER_LISTEN_ADDRESS", format!(":{port}"))
+            .env_remove("WOLKVOX_EXPORTER_HEALTHCHECK_URL")
+            .env_remove("WOLKVOX_EXPORTER_WEB_CONFIG_FILE");
+        if let Some(web) = web {
+            cmd.env("WOLKVOX_EXPORTER_WEB_CONFIG_FILE", web);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let with_web = web.clone();
+    let (code, stderr) = tokio::task::spawn_blocking(move || probe(Some(with_web)))
+        .await
+        .unwrap();
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+    // Without the web config it asks in plain HTTP, which the TLS port refuses.
+    let (code, stderr) = tokio::task::spawn_blocking(move || probe(None))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.starts_with(&format!(
+            "healthcheck: http://127.0.0.1:{port}/-/healthy answered 400"
+        )),
+        "{stderr}"
+    );
+
     // Reload: alice replaced by bob, picked up without a restart.
     let bob = bcrypt::hash("bob's", 4).unwrap();
     write(
