@@ -228,10 +228,24 @@ async fn run() -> Result<(), String> {
 
     let t0 = Instant::now();
     let mut max_rss = rss0;
+    let mut samples = 0u64;
     while t0.elapsed() < Duration::from_secs(secs) {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let (_, rss, _) = sample(pid, ticks)?;
         max_rss = max_rss.max(rss);
+        samples += 1;
+        // A line a minute: memory between polls should stay flat once the ledger
+        // forgets as fast as it learns (after `settle`).
+        if samples.is_multiple_of(12) {
+            let (_, text) = get(&format!("{base}/metrics")).await?;
+            println!(
+                "t={:>5.0} s  RSS {:6.1} MiB  ledger rows {:>8}  rows counted {:>9}",
+                t0.elapsed().as_secs_f64(),
+                mib(rss),
+                metric_sum(&text, "wolkvox_ledger_rows"),
+                metric_sum(&text, "wolkvox_ivr_rows_total"),
+            );
+        }
     }
     let wall = t0.elapsed().as_secs_f64();
     let (cpu1, rss1, hwm) = sample(pid, ticks)?;
