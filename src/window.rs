@@ -126,10 +126,27 @@ pub fn next_ready_at(watermark: Option<Timestamp>, origin: Timestamp, poll: &Pol
         .unwrap_or(Timestamp::MAX)
 }
 
+/// The first wall time a query starting at `t` asks for: `t`'s own, or, when `t` is a
+/// DST gap's transition, the last second before the gap. A clock can still stamp a row
+/// with a time the gap skips; asking from the second before covers those without naming
+/// a nonexistent time, so the query holding the transition returns them (the one
+/// before it ends at that second, and the overlap is one second of rows seen twice).
+fn wall_from(t: Timestamp, tz: &TimeZone) -> DateTime {
+    let here = tz.to_datetime(t);
+    let Ok(before) = t.checked_sub(SignedDuration::from_secs(1)) else {
+        return here;
+    };
+    let before = tz.to_datetime(before);
+    match before.checked_add(SignedDuration::from_secs(1)) {
+        Ok(next) if next < here => before,
+        _ => here,
+    }
+}
+
 /// The wall-clock bounds covering every instant of a non-empty `range` in `tz`.
 pub fn query_for(range: Range, tz: &TimeZone) -> Query {
     let last = range.end - SignedDuration::from_secs(1);
-    let mut lo = tz.to_datetime(range.start);
+    let mut lo = wall_from(range.start, tz);
     let mut hi = tz.to_datetime(last.max(range.start));
     // Wall time only runs backwards at a transition: check each one inside the range.
     for t in tz.following(range.start) {
@@ -151,7 +168,7 @@ pub fn query_for(range: Range, tz: &TimeZone) -> Query {
 /// ledger may forget identities dated before it. Looks two days ahead for a fold.
 pub fn wall_floor(start: Timestamp, tz: &TimeZone) -> DateTime {
     let horizon = start + SignedDuration::from_hours(48);
-    let mut lo = tz.to_datetime(start);
+    let mut lo = wall_from(start, tz);
     for t in tz.following(start) {
         if t.timestamp() > horizon {
             break;
@@ -343,11 +360,24 @@ mod tests {
         );
         assert_eq!(q.date_ini_string(), "20260905235500");
         assert_eq!(q.date_end_string(), "20260906010459");
-        // Ranges that end exactly at the gap or start at it.
+        // Ranges that end exactly at the gap or start at it: the one starting there
+        // asks from the last second before the gap, so rows stamped with a skipped
+        // time (00:00-00:59) are asked for by it, without naming a time that does not
+        // exist. Elsewhere a range asks from its own first second.
         let before = query_for(Range::new(gap - SignedDuration::from_mins(5), gap), &z);
         assert_eq!(before.date_end_string(), "20260905235959");
         let after = query_for(Range::new(gap, gap + SignedDuration::from_mins(5)), &z);
-        assert_eq!(after.date_ini_string(), "20260906010000");
+        assert_eq!(after.date_ini_string(), "20260905235959");
+        assert_eq!(after.date_end_string(), "20260906010459");
+        let later = query_for(
+            Range::new(
+                gap + SignedDuration::from_secs(1),
+                gap + SignedDuration::from_mins(5),
+            ),
+            &z,
+        );
+        assert_eq!(later.date_ini_string(), "20260906010001");
+        assert_eq!(wall_floor(gap, &z), date(2026, 9, 5).at(23, 59, 59, 0));
     }
 
     #[test]

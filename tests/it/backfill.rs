@@ -646,6 +646,20 @@ async fn cut_answers_around_skipped_wall_times() {
     sim.sim.add_rows("kept", stamped(0, 10, 10, "g10"));
     sim.sim.add_rows("kept", stamped(0, 30, 20, "g30"));
     sim.sim.add_rows("kept", stamped(1, 5, 50, "r"));
+    // "edge": few rows, and 20 stamped 00:30 on the gap's day, for ranges cut exactly
+    // at the transition.
+    sim.sim.add_tenant("edge", z.clone());
+    sim.sim.add_rows(
+        "edge",
+        rows(
+            &z,
+            at("2026-08-20T04:00:00Z"),
+            at("2026-09-10T03:00:00Z"),
+            1_000,
+            "e",
+        ),
+    );
+    sim.sim.add_rows("edge", stamped(0, 30, 20, "g"));
     let dir = tempdir();
     let op = |name| Op {
         name,
@@ -653,7 +667,12 @@ async fn cut_answers_around_skipped_wall_times() {
         zone: "America/Santiago",
         extra: "",
     };
-    let cfg = write_config(&sim, dir.path(), &[op("last"), op("kept")], "interval: 5m");
+    let cfg = write_config(
+        &sim,
+        dir.path(),
+        &[op("last"), op("kept"), op("edge")],
+        "interval: 5m",
+    );
     let config: Config = Config::from_file(&cfg, &ProcessEnv).unwrap().0;
     let run = |name: &str, from: &str, to: &str| {
         let req = Request {
@@ -696,6 +715,21 @@ async fn cut_answers_around_skipped_wall_times() {
     assert_eq!(sample(at("2026-09-06T04:05:00Z")), Some(59_970.0));
     assert_eq!(sample(at("2026-09-06T04:10:00Z")), Some(60_020.0));
     assert_eq!(last_rows(&text, "kept"), Some(60_020.0));
+
+    // A cut exactly at the transition: the query starting there asks from the second
+    // before the gap (23:59:59, a time that exists), so the skipped times are asked.
+    // From 2026-08-06 the first 31-day part ends at the transition.
+    let (s, _) = run("edge", "2026-08-06", "2026-09-10").await;
+    assert_eq!(s.rows, 1_020);
+    let (s, _) = run("edge", "2026-08-08", "2026-09-10").await;
+    assert_eq!(s.rows, 1_020);
+    // Two runs that meet at the transition (local midnight that day) count what one
+    // run over both days counts.
+    let (a, _) = run("edge", "2026-09-05", "2026-09-06").await;
+    let (b, _) = run("edge", "2026-09-06", "2026-09-07").await;
+    let (both, _) = run("edge", "2026-09-05", "2026-09-07").await;
+    assert!(b.rows >= 20, "{b:?}");
+    assert_eq!(a.rows + b.rows, both.rows);
 }
 
 /// The last `wolkvox_ivr_rows_total` sample of `op` in an output file.
