@@ -84,6 +84,9 @@ pub struct Probe {
     pub insecure_skip_verify: bool,
     /// With basic auth on and no credentials to send, a 401 still shows the server up.
     pub alive_on_unauthorized: bool,
+    /// With client certificates required, the check has none to present: it can only
+    /// see that this address accepts connections.
+    pub connect_only: Option<std::net::SocketAddr>,
 }
 
 impl Probe {
@@ -91,7 +94,7 @@ impl Probe {
     /// flags' environment variables in a container): its listen address (an unspecified
     /// one reached over loopback) and its web config (HTTPS when TLS is on, with the
     /// certificate unchecked: it is the exporter's own, and names another host than
-    /// 127.0.0.1 as a rule).
+    /// 127.0.0.1 as a rule; a TCP connection alone when it requires client certificates).
     pub fn from_settings(
         listen: std::net::SocketAddr,
         web: Option<&crate::web_config::WebConfig>,
@@ -108,6 +111,7 @@ impl Probe {
             url: format!("{}://{addr}/-/healthy", if tls { "https" } else { "http" }),
             insecure_skip_verify: tls,
             alive_on_unauthorized: web.is_some_and(|w| !w.users.is_empty()),
+            connect_only: web.filter(|w| w.client_certs_required).map(|_| addr),
         }
     }
 }
@@ -117,6 +121,20 @@ impl Probe {
 /// auth and never printed.
 pub async fn healthcheck(probe: &Probe) -> ExitCode {
     let (url, insecure_skip_verify) = (probe.url.as_str(), probe.insecure_skip_verify);
+    if let Some(addr) = probe.connect_only {
+        let connect = tokio::net::TcpStream::connect(addr);
+        return match tokio::time::timeout(Duration::from_secs(5), connect).await {
+            Ok(Ok(_)) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                eprintln!("healthcheck: {addr}: {e}");
+                ExitCode::from(1)
+            }
+            Err(_) => {
+                eprintln!("healthcheck: {addr}: no connection within 5 s");
+                ExitCode::from(1)
+            }
+        };
+    }
     let shown = redact_url(url);
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -168,6 +186,7 @@ mod tests {
             url: url.into(),
             insecure_skip_verify: false,
             alive_on_unauthorized: false,
+            connect_only: None,
         };
         assert_eq!(
             Probe::from_settings(addr(":10150"), None),

@@ -24,6 +24,7 @@ pub struct Cli {
     /// Address to listen on for /metrics and the web pages.
     #[arg(
         long = "web.listen-address",
+        global = true,
         env = "WOLKVOX_EXPORTER_LISTEN_ADDRESS",
         default_value = ":10150",
         value_name = "ADDR"
@@ -42,6 +43,7 @@ pub struct Cli {
     /// Exporter-toolkit web config (TLS, basic auth).
     #[arg(
         long = "web.config.file",
+        global = true,
         env = "WOLKVOX_EXPORTER_WEB_CONFIG_FILE",
         value_name = "FILE"
     )]
@@ -94,7 +96,7 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Exit 0 when the running exporter answers /-/healthy (for container health checks).
-    /// Without --url it finds the exporter from the settings it runs with: --web.listen-address and --web.config.file (or their environment variables): HTTPS when TLS is on, and a 401 taken as alive when basic auth is on.
+    /// Without --url it finds the exporter from the settings it runs with: --web.listen-address and --web.config.file (or their environment variables): HTTPS when TLS is on, a 401 taken as alive when basic auth is on, and only a TCP connection when client certificates are required.
     Healthcheck {
         /// Check this URL instead, e.g. with credentials: https://user:password@127.0.0.1:10150/-/healthy (preferably through the environment variable rather than the command line).
         #[arg(long, env = "WOLKVOX_EXPORTER_HEALTHCHECK_URL")]

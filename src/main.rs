@@ -47,6 +47,7 @@ fn main() -> ExitCode {
                     url: url.clone(),
                     insecure_skip_verify: *insecure_skip_verify,
                     alive_on_unauthorized: false,
+                    connect_only: None,
                 },
                 None => match healthcheck_probe(&cli) {
                     Ok(probe) => probe,

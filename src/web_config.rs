@@ -81,6 +81,8 @@ pub struct WebConfig {
     pub users: Vec<User>,
     /// Added to every response, 401s included.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `RequireAndVerifyClientCert`: no connection without a client certificate.
+    pub client_certs_required: bool,
     /// Every file this version was built from, the config file first.
     files: Vec<PathBuf>,
 }
@@ -197,10 +199,17 @@ fn build(
             headers.push(response_header(name, value)?);
         }
     }
+    let client_certs_required = tls.is_some()
+        && raw
+            .tls_server_config
+            .as_ref()
+            .and_then(|t| t.client_auth_type.as_deref())
+            == Some("RequireAndVerifyClientCert");
     Ok(WebConfig {
         tls,
         users,
         headers,
+        client_certs_required,
         files: Vec::new(),
     })
 }

@@ -324,6 +324,35 @@ async fn client_certificates_and_tls_versions() {
         .send()
         .await;
     assert_eq!(r.unwrap().status().as_u16(), 200);
+
+    // `healthcheck` holds no client certificate: with the web config it checks only
+    // that the port accepts connections. Flags work after the subcommand too.
+    let port = exp.addr.port();
+    let probe = move |listen: String| {
+        let out = Command::new(BIN)
+            .args(["healthcheck", "--web.listen-address", &listen])
+            .args(["--web.config.file", &web])
+            .env_remove("WOLKVOX_EXPORTER_HEALTHCHECK_URL")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (up, down) = tokio::task::spawn_blocking(move || {
+        (probe(format!(":{port}")), probe("127.0.0.1:9".to_string()))
+    })
+    .await
+    .unwrap();
+    assert_eq!((up.0, up.1.as_str()), (Some(0), ""));
+    assert_eq!(down.0, Some(1));
+    assert!(
+        down.1
+            .starts_with("healthcheck: 127.0.0.1:9: Connection refused"),
+        "{}",
+        down.1
+    );
 }
 
 #[test]
