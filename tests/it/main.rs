@@ -8,6 +8,7 @@ mod fuzz;
 mod helpers;
 mod hostile;
 mod poll;
+mod prom;
 mod prometheus;
 mod prometheus_e2e;
 mod security;

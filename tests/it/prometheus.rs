@@ -9,7 +9,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+use crate::prom::{assert_success, tool};
 
 const RUNBOOK_BASE: &str = "https://github.com/wolkvox-exporter/wolkvox-exporter#runbook-";
 
@@ -21,18 +23,8 @@ fn prometheus_dir() -> PathBuf {
     root().join("prometheus")
 }
 
-/// The promtool to use, or a panic that says how to install it.
 fn promtool() -> PathBuf {
-    let tool =
-        std::env::var_os("PROMTOOL").map_or_else(|| PathBuf::from("promtool"), PathBuf::from);
-    match Command::new(&tool).arg("--version").output() {
-        Ok(out) if out.status.success() => tool,
-        _ => panic!(
-            "promtool not found ({}): install it with `apt-get install prometheus` (Debian's \
-             package ships promtool), or point PROMTOOL at one",
-            tool.display()
-        ),
-    }
+    tool("PROMTOOL", "promtool")
 }
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
@@ -48,16 +40,6 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-fn assert_success(what: &str, out: &Output) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn run(what: &str, cmd: &mut Command) {
