@@ -952,22 +952,26 @@ impl OpRun<'_> {
         let answered = rows.len();
         let capped = answered >= ROW_CAP;
         let tz = &self.op.zone;
+        // Each row's date read once: the cut, the check on it and the placement use it.
+        let dates: Vec<Option<DateTime>> =
+            rows.iter().map(|r| parse_date(r.date.as_str())).collect();
+        let mut instants: Vec<Option<Timestamp>> =
+            dates.iter().map(|d| row_instant(*d, q.range, tz)).collect();
         // What is complete once this answer is applied: window ends up to `through`.
         let mut through = q.range.end;
         let mut rest = None;
         if capped {
-            let dates = rows.iter().map(|r| parse_date(r.date.as_str()));
-            let instant = |r: &RawRow<'_>| row_instant(parse_date(r.date.as_str()), q.range, tz);
-            match continuation(dates, q, tz) {
+            match continuation(dates.iter().copied(), q, tz) {
                 // Every kept row must lie before the cut, or its window would be
                 // written before the rest's rows are in: a row at a wall time the zone
                 // skips counts at the transition, which can be the cut itself.
                 Some((kept, next))
-                    if rows[..kept]
+                    if instants[..kept]
                         .iter()
-                        .all(|r| instant(r).is_none_or(|t| t < next.range.start)) =>
+                        .all(|t| t.is_none_or(|t| t < next.range.start)) =>
                 {
                     rows.truncate(kept);
+                    instants.truncate(kept);
                     through = next.range.start;
                     rest = Some(next);
                 }
@@ -979,8 +983,8 @@ impl OpRun<'_> {
             }
         }
         let mut placed: Vec<(Timestamp, RawRow<'_>)> = Vec::with_capacity(rows.len());
-        for r in rows {
-            match row_instant(parse_date(r.date.as_str()), q.range, tz) {
+        for (r, t) in rows.into_iter().zip(instants) {
+            match t {
                 Some(t) => placed.push((t, r)),
                 None => summary.outside += 1,
             }
