@@ -15,7 +15,7 @@ use serde::Deserialize;
 use wolkvox_exporter::config::{DEFAULT_BUCKETS, Limits};
 use wolkvox_exporter::ingest::{ingest, rows_of};
 use wolkvox_exporter::ledger::Ledger;
-use wolkvox_exporter::metrics::Totals;
+use wolkvox_exporter::totals::Totals;
 
 mod common;
 

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group};
 use wolkvox_exporter::config::{DEFAULT_BUCKETS, Limits};
-use wolkvox_exporter::metrics::{Metrics, SharedTotals, Totals};
+use wolkvox_exporter::metrics::{Metrics, SharedTotals};
+use wolkvox_exporter::totals::Totals;
 use wolkvox_exporter::wolkvox::row::{Field, RawRow};
 
 mod common;

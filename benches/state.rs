@@ -11,8 +11,8 @@ use jiff::civil::date;
 use wolkvox_exporter::config::{DEFAULT_BUCKETS, Limits};
 use wolkvox_exporter::ingest::rows_of;
 use wolkvox_exporter::ledger::{Ledger, Seen};
-use wolkvox_exporter::metrics::Totals;
 use wolkvox_exporter::state::{self, OpState, SavedTotals};
+use wolkvox_exporter::totals::Totals;
 
 mod common;
 

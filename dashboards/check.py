@@ -12,8 +12,8 @@ For every dashboards/*.json:
   - every $variable a query uses is defined (or a Grafana built-in);
   - every PromQL expression parses: the template variables are replaced by sample values
     and each expression goes into a temporary rule file for `promtool check rules`;
-  - every metric name is one the exporter serves (contract.md) or one recorded in
-    prometheus/rules/recording.yml. The rule files are held to the same list.
+  - every metric name is one the exporter serves (the metrics table of README.md) or one
+    recorded in prometheus/rules/recording.yml. The rule files are held to the same list.
 
 Exit status 0 when everything passes, 1 otherwise, 2 when promtool is missing.
 
@@ -36,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RULES_DIR = os.path.join(ROOT, "prometheus", "rules")
 
-# The metrics wolkvox-exporter serves (contract.md, plus the durability and token budget gauges).
+# The metrics wolkvox-exporter serves: the metrics table of README.md.
 EXPORTER_METRICS = {
     "wolkvox_ivr_interactions_total",
     "wolkvox_ivr_pulse_total",
@@ -61,7 +61,6 @@ EXPORTER_METRICS = {
     "wolkvox_state_last_save_timestamp_seconds",
     "wolkvox_api_requests_today",
     "wolkvox_api_token_limit",
-    # served by the exporter beyond the contract's list
     "wolkvox_api_token_used_today",
     "wolkvox_ledger_rows",
 }

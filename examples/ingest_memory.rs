@@ -25,9 +25,9 @@ use std::time::Duration;
 use wolkvox_exporter::config::{DEFAULT_BUCKETS, Limits};
 use wolkvox_exporter::ingest::{Ingested, apply_rows, ingest, rows_of};
 use wolkvox_exporter::ledger::Ledger;
-use wolkvox_exporter::metrics::Totals;
 use wolkvox_exporter::secret::Secret;
 use wolkvox_exporter::simulator::Simulator;
+use wolkvox_exporter::totals::Totals;
 use wolkvox_exporter::window::{self, Range};
 use wolkvox_exporter::wolkvox::client::Client;
 

@@ -32,11 +32,13 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, Limits, Operation, ProcessEnv};
-use crate::ingest::{ROW_CAP, apply_rows, continuation, rows_of};
+use crate::fetch::{Engine, FetchError, Jitter, RetryPolicy, Sink, TakeError};
+use crate::ingest::{Ingested, ROW_CAP, apply_rows, continuation, rows_of};
 use crate::ledger::Ledger;
-use crate::metrics::{FAMILIES, RpKey, Totals};
+use crate::metrics::FAMILIES;
+use crate::totals::{RpKey, Totals};
 use crate::window::{self, Query, Range};
-use crate::wolkvox::client::Client;
+use crate::wolkvox::client::{Attempt, Client};
 use crate::wolkvox::row::{Outcome, RawRow, parse_date};
 use crate::wolkvox::{ApiError, Reason};
 
@@ -399,7 +401,7 @@ impl Renderer {
             });
         }
         let ts = self.last.as_second();
-        let zero = crate::metrics::RoutingPoint {
+        let zero = crate::totals::RoutingPoint {
             interactions: [0; 3],
             pulse: 0,
             options: Default::default(),
@@ -448,7 +450,7 @@ fn write_rp<W: Write>(
     out: &mut [W],
     l: &RpLayout,
     le: &[String],
-    rp: &crate::metrics::RoutingPoint,
+    rp: &crate::totals::RoutingPoint,
     ts: i64,
 ) -> io::Result<()> {
     let labels = &l.labels;
@@ -757,6 +759,19 @@ pub struct Settings {
     pub progress: bool,
 }
 
+impl Settings {
+    /// The engine's retry policy: maintenance is ridden out too, so one run survives
+    /// the vendor's backups.
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            retries: self.retries,
+            base: self.retry_base,
+            max: self.retry_base.saturating_mul(1024),
+            retry_maintenance: true,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         // 1 + 2 + ... + 32 s: about a minute, long enough for a gateway hiccup or a
@@ -917,27 +932,6 @@ struct OpRun<'a> {
     renderer: Renderer,
 }
 
-enum Step {
-    Split(Range, Range),
-    /// The answer was cut at the cap in date order: its `kept` rows dated before its
-    /// last second were applied; ask `rest` (from that second) next.
-    Continue {
-        rest: Query,
-        kept: usize,
-    },
-    /// Applied; `rows` in the answer.
-    Done {
-        capped: bool,
-        rows: usize,
-    },
-}
-
-enum TakeError {
-    /// The answer was not usable; nothing was applied.
-    Api(ApiError),
-    Io(io::Error),
-}
-
 impl OpRun<'_> {
     /// Applies one answer to `q`: rows in time order, window by window, writing each
     /// window end once every row before it is in.
@@ -947,7 +941,7 @@ impl OpRun<'_> {
         q: &Query,
         out: &mut [W],
         summary: &mut Summary,
-    ) -> Result<Step, TakeError> {
+    ) -> Result<Ingested, TakeError<io::Error>> {
         let mut rows = rows_of(body).map_err(TakeError::Api)?;
         let answered = rows.len();
         let capped = answered >= ROW_CAP;
@@ -977,7 +971,7 @@ impl OpRun<'_> {
                 }
                 _ => {
                     if let Some((a, b)) = window::bisect(q.range) {
-                        return Ok(Step::Split(a, b));
+                        return Ok(Ingested::Split(a, b));
                     }
                 }
             }
@@ -994,6 +988,7 @@ impl OpRun<'_> {
         let (instants, rows): (Vec<Timestamp>, Vec<RawRow<'_>>) = placed.into_iter().unzip();
         let mut batch = self.ledger.begin();
         let before = self.totals.duplicates;
+        let mut new = 0;
         let mut i = 0;
         while i < rows.len() {
             let end = self.windows.end_of(instants[i]);
@@ -1004,48 +999,124 @@ impl OpRun<'_> {
             // Window ends before this group's window are complete: write them first.
             self.renderer
                 .emit_through(&self.totals, end - SignedDuration::from_secs(1), out)
-                .map_err(TakeError::Io)?;
+                .map_err(TakeError::Sink)?;
             // One call per window keeps the multiset rule: a row's copies share its
             // date, hence its window.
-            summary.rows += apply_rows(
+            new += apply_rows(
                 &rows[i..j],
                 q,
                 &mut batch,
                 &mut self.totals,
                 &self.limits,
                 self.bounds,
-            ) as u64;
+            );
             i = j;
         }
         let changes = batch.into_changes();
         self.ledger.commit(changes);
+        summary.rows += new as u64;
         summary.duplicates += self.totals.duplicates - before;
-        self.renderer
-            .emit_through(&self.totals, through, out)
-            .map_err(TakeError::Io)?;
-        // Parts never overlap in time, but across a DST fold their wall-clock queries
-        // do. `row_instant` already gives such a row to one part only; the ledger is
-        // the second guard, and keeps only what a following query can still return.
-        self.ledger.forget_before(window::wall_floor(through, tz));
+        debug_assert!(rest.is_none_or(|r: Query| r.range.start == through));
         Ok(match rest {
-            Some(rest) => Step::Continue {
-                rest,
-                kept: rows.len(),
-            },
-            None => Step::Done {
-                capped,
+            Some(rest) => Ingested::Continue {
                 rows: answered,
+                kept: rows.len(),
+                new,
+                rest,
+            },
+            None => Ingested::Applied {
+                rows: answered,
+                new,
+                capped,
             },
         })
     }
+
+    /// Every row before `through` is in: writes the window ends up to it.
+    fn commit<W: Write>(&mut self, through: Timestamp, out: &mut [W]) -> io::Result<()> {
+        self.renderer.emit_through(&self.totals, through, out)?;
+        // Parts never overlap in time, but across a DST fold their wall-clock queries
+        // do. `row_instant` already gives such a row to one part only; the ledger is
+        // the second guard, and keeps only what a following query can still return.
+        self.ledger
+            .forget_before(window::wall_floor(through, &self.op.zone));
+        Ok(())
+    }
 }
 
-/// A small xorshift for retry jitter: no need for a crate.
-fn jitter(seed: &mut u64) -> f64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    0.5 + (*seed >> 11) as f64 / (1u64 << 53) as f64
+/// One operation's run as the engine's sink: answers into the run, progress on stderr,
+/// and the next request sized from the traffic seen so far.
+struct BackfillSink<'r, 'a, W: Write> {
+    run: &'r mut OpRun<'a>,
+    out: &'r mut [W],
+    summary: &'r mut Summary,
+    progress: &'r mut Progress,
+    windows_before: u64,
+    /// Whether answers cut at the cap came in date order, so that one can be taken in
+    /// part and continued rather than halved and asked again.
+    ordered: bool,
+}
+
+impl<W: Write> BackfillSink<'_, '_, W> {
+    fn show(&mut self) {
+        let done = self.windows_before + self.run.renderer.windows_done();
+        self.progress.show(&self.run.op.name, self.summary, done);
+    }
+}
+
+impl<W: Write> Sink for BackfillSink<'_, '_, W> {
+    type Error = io::Error;
+
+    fn take(&mut self, body: &[u8], q: &Query) -> Result<Ingested, TakeError<io::Error>> {
+        self.run.take(body, q, self.out, self.summary)
+    }
+
+    async fn commit(&mut self, through: Timestamp) -> io::Result<()> {
+        self.run.commit(through, self.out)
+    }
+
+    fn requested(&mut self, _attempt: &Attempt) {
+        self.summary.requests += 1;
+    }
+
+    fn failed(&mut self, _error: &ApiError, _q: &Query, retry_in: Option<Duration>) {
+        if retry_in.is_some() {
+            self.summary.retries += 1;
+            self.show();
+        }
+    }
+
+    /// How long a query may be, learned from the answers, so that a busy range is not
+    /// split from 31 days down every time.
+    fn next_span(&mut self, q: &Query, taken: &Ingested) -> Option<i64> {
+        let target = if self.ordered {
+            TARGET_ROWS_ORDERED
+        } else {
+            TARGET_ROWS
+        };
+        let recent = self.run.renderer.recent();
+        let span = match taken {
+            Ingested::Split(a, _) => {
+                self.summary.splits += 1;
+                self.ordered = false;
+                a.duration().as_secs()
+            }
+            Ingested::Continue { rest, kept, .. } => {
+                self.summary.continued += 1;
+                self.ordered = true;
+                let done = Range::new(q.range.start, rest.range.start);
+                self.progress.done_secs += done.duration().as_secs_f64();
+                recent.next_span(done, *kept, TARGET_ROWS_ORDERED)
+            }
+            Ingested::Applied { rows, capped, .. } => {
+                self.summary.capped += u64::from(*capped);
+                self.progress.done_secs += q.range.duration().as_secs_f64();
+                recent.next_span(q.range, *rows, target)
+            }
+        };
+        self.show();
+        Some(span)
+    }
 }
 
 /// Fetches `config`'s operations (or the one `req.operation` names) over the range and
@@ -1102,7 +1173,7 @@ pub async fn run(
             tmp_path(&req.output).display()
         ))
     };
-    let mut seed = (now.as_nanosecond() as u64) | 1;
+    let mut jitter = Jitter::new(now.as_nanosecond() as u64);
     let mut windows_before = 0;
     for (op, range, windows) in plans {
         summary.operations.push(op.name.clone());
@@ -1110,14 +1181,8 @@ pub async fn run(
         summary.end = Some(summary.end.map_or(range.end, |e| e.max(range.end)));
         // One request at a time: the API counts simultaneous requests per token, and a
         // running exporter may be using the same token.
-        let client = Client::new(
-            &op.base_url,
-            op.token.clone(),
-            op.customer_id.clone(),
-            op.poll.timeout,
-            Arc::new(Semaphore::new(1)),
-        )
-        .map_err(|e| Failure::Run(format!("operation {}: {e}", op.name)))?;
+        let client = Client::for_operation(op, Arc::new(Semaphore::new(1)))
+            .map_err(|e| Failure::Run(format!("operation {}: {e}", op.name)))?;
         let mut run = OpRun {
             op,
             limits: config.limits,
@@ -1128,110 +1193,26 @@ pub async fn run(
             renderer: Renderer::new(&op.name, &config.buckets, windows),
         };
         run.renderer.start(&mut output.writers).map_err(io_fail)?;
-        // The plan's parts (31 days at most), each tagged with its index: only the
-        // pieces of one part may be joined again.
-        let mut parts: VecDeque<(usize, Query)> = window::plan(range, &op.zone)
-            .into_iter()
-            .enumerate()
-            .collect();
-        // How long a query may be, learned from the answers, so a busy range is not
-        // split from 31 days down every time.
-        let mut span: Option<i64> = None;
-        // Whether answers cut at the cap came in date order, so that one can be taken
-        // in part and continued rather than halved and asked again.
-        let mut ordered = false;
-        while let Some((part, mut q)) = parts.pop_front() {
-            if let Some(s) = span
-                && q.range.duration().as_secs() > s
-            {
-                let cut = q.range.start + SignedDuration::from_secs(s);
-                parts.push_front((
-                    part,
-                    window::query_for(Range::new(cut, q.range.end), &op.zone),
-                ));
-                let mut first = window::query_for(Range::new(q.range.start, cut), &op.zone);
-                // A continued query starts exactly at the wall time still to come.
-                first.date_ini = first.date_ini.max(q.date_ini);
-                q = first;
+        let mut sink = BackfillSink {
+            run: &mut run,
+            out: &mut output.writers,
+            summary: &mut summary,
+            progress: &mut progress,
+            windows_before,
+            ordered: false,
+        };
+        let mut engine = Engine::new(&client, &op.zone, settings.policy(), &mut jitter);
+        match engine.run(range, &mut sink).await {
+            Ok(_) => {}
+            Err(FetchError::Api {
+                error,
+                query,
+                attempts,
+            }) => {
+                return Err(Failure::Run(request_failure(op, &query, &error, attempts)));
             }
-            let mut failures = 0u32;
-            let step = loop {
-                let attempt = client.fetch(&q).await;
-                summary.requests += 1;
-                let err = match attempt.result {
-                    Ok(body) => match run.take(&body, &q, &mut output.writers, &mut summary) {
-                        Ok(step) => break step,
-                        Err(TakeError::Io(e)) => return Err(io_fail(e)),
-                        Err(TakeError::Api(e)) => e,
-                    },
-                    Err(e) => e,
-                };
-                // Maintenance (the vendor's backups) passes too, so one run rides it out.
-                let retryable = err.reason.is_transient() || err.reason == Reason::Maintenance;
-                if !retryable || failures >= settings.retries {
-                    return Err(Failure::Run(request_failure(op, &q, &err, failures + 1)));
-                }
-                failures += 1;
-                summary.retries += 1;
-                let wait = settings
-                    .retry_base
-                    .saturating_mul(1 << (failures - 1).min(10))
-                    .mul_f64(jitter(&mut seed));
-                progress.show(
-                    &op.name,
-                    &summary,
-                    windows_before + run.renderer.windows_done(),
-                );
-                tokio::time::sleep(wait).await;
-            };
-            let target = if ordered {
-                TARGET_ROWS_ORDERED
-            } else {
-                TARGET_ROWS
-            };
-            match step {
-                Step::Split(a, b) => {
-                    summary.splits += 1;
-                    ordered = false;
-                    span = Some(a.duration().as_secs());
-                    parts.push_front((part, window::query_for(b, &op.zone)));
-                    parts.push_front((part, window::query_for(a, &op.zone)));
-                }
-                Step::Continue { mut rest, kept } => {
-                    summary.continued += 1;
-                    ordered = true;
-                    let done = Range::new(q.range.start, rest.range.start);
-                    span = Some(
-                        run.renderer
-                            .recent()
-                            .next_span(done, kept, TARGET_ROWS_ORDERED),
-                    );
-                    progress.done_secs += done.duration().as_secs_f64();
-                    // The rest of this query and the next piece of the same part are
-                    // one range again: the next request is sized afresh from there.
-                    if let Some((p, next)) = parts.front()
-                        && *p == part
-                        && next.range.start == rest.range.end
-                    {
-                        rest.range = Range::new(rest.range.start, next.range.end);
-                        rest.date_end = rest.date_end.max(next.date_end);
-                        parts.pop_front();
-                    }
-                    parts.push_front((part, rest));
-                }
-                Step::Done { capped, rows } => {
-                    if capped {
-                        summary.capped += 1;
-                    }
-                    span = Some(run.renderer.recent().next_span(q.range, rows, target));
-                    progress.done_secs += q.range.duration().as_secs_f64();
-                }
-            }
-            progress.show(
-                &op.name,
-                &summary,
-                windows_before + run.renderer.windows_done(),
-            );
+            Err(FetchError::Sink(e)) => return Err(io_fail(e)),
+            Err(FetchError::Shutdown) => return Err(Failure::Interrupted),
         }
         windows_before += run.renderer.windows_done();
     }

@@ -4,14 +4,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jiff::civil::DateTime;
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, Operation};
-use crate::window::{self, Range};
+use crate::fetch::{Engine, FetchError, Jitter, RetryPolicy, Sink, TakeError};
+use crate::ingest::{Ingested, ROW_CAP, rows_of};
+use crate::window::{self, Query, Range};
 use crate::wolkvox::Reason;
 use crate::wolkvox::client::Client;
-use crate::wolkvox::row::{decode, parse_date};
+use crate::wolkvox::row::parse_date;
 
 /// Validates each operation with one small request (the last 10 minutes of the report)
 /// and says in plain words what is wrong, or that all is well. Exit 0 when all is well.
@@ -30,50 +33,83 @@ pub async fn check(config: &Config) -> ExitCode {
     }
 }
 
+/// What `check` keeps of its one answer: how many rows, and the newest date.
+#[derive(Default)]
+struct Sample {
+    rows: usize,
+    newest: Option<DateTime>,
+}
+
+impl Sink for Sample {
+    type Error = std::convert::Infallible;
+
+    fn take(&mut self, body: &[u8], _q: &Query) -> Result<Ingested, TakeError<Self::Error>> {
+        let rows = rows_of(body).map_err(TakeError::Api)?;
+        self.rows += rows.len();
+        self.newest = rows
+            .iter()
+            .filter_map(|r| parse_date(r.date.as_str()))
+            .chain(self.newest)
+            .max();
+        // One request is all `check` spends: an answer at the cap is not cut further.
+        Ok(Ingested::Applied {
+            rows: rows.len(),
+            new: rows.len(),
+            capped: rows.len() >= ROW_CAP,
+        })
+    }
+
+    async fn commit(&mut self, _through: Timestamp) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// No retries: `check` is one request, and says what went wrong with it.
+const CHECK_POLICY: RetryPolicy = RetryPolicy {
+    retries: 0,
+    base: Duration::from_secs(1),
+    max: Duration::from_secs(1),
+    retry_maintenance: false,
+};
+
 async fn check_operation(op: &Operation, now: Timestamp) -> (bool, String) {
-    let client = match Client::new(
-        &op.base_url,
-        op.token.clone(),
-        op.customer_id.clone(),
-        op.poll.timeout,
-        Arc::new(Semaphore::new(1)),
-    ) {
+    let client = match Client::for_operation(op, Arc::new(Semaphore::new(1))) {
         Ok(c) => c,
         Err(e) => return (false, e),
     };
     let end = window::align_down(now, Duration::from_secs(60));
-    let q = window::query_for(
-        Range::new(end - SignedDuration::from_mins(10), end),
-        &op.zone,
-    );
-    let attempt = client.fetch(&q).await;
+    let range = Range::new(end - SignedDuration::from_mins(10), end);
+    let q = window::query_for(range, &op.zone);
     let host = op.base_url.host_str().unwrap_or("?").to_string();
-    match attempt.result {
-        Ok(body) if body.is_empty() => (true, format!("OK: {host} answered; no rows in the last 10 minutes ({} to {}, {})", q.date_ini_string(), q.date_end_string(), op.zone_name)),
-        Ok(body) => match decode(&body) {
-            Ok(env) => {
-                let rows = env.data.unwrap_or_default();
-                let newest = rows.iter().filter_map(|r| parse_date(r.date.as_str())).max();
-                let local_now = op.zone.to_datetime(now);
-                match newest {
-                    // Rows from the future, or only hours off: the zone is likely wrong.
-                    Some(d) if d > local_now + SignedDuration::from_mins(5) => (false, format!(
-                        "zone looks wrong: the newest row is dated {d}, later than the time now in {} ({}); check `timezone`",
-                        op.zone_name, local_now.strftime("%Y-%m-%d %H:%M:%S")
-                    )),
-                    _ => (true, format!("OK: {} rows in the last 10 minutes ({})", rows.len(), op.zone_name)),
-                }
+    let mut sample = Sample::default();
+    let mut jitter = Jitter::new(now.as_nanosecond() as u64);
+    let fetched = Engine::new(&client, &op.zone, CHECK_POLICY, &mut jitter)
+        .run(range, &mut sample)
+        .await;
+    match fetched {
+        Ok(_) if sample.rows == 0 => (true, format!("OK: {host} answered; no rows in the last 10 minutes ({} to {}, {})", q.date_ini_string(), q.date_end_string(), op.zone_name)),
+        Ok(_) => {
+            let local_now = op.zone.to_datetime(now);
+            match sample.newest {
+                // Rows from the future, or only hours off: the zone is likely wrong.
+                Some(d) if d > local_now + SignedDuration::from_mins(5) => (false, format!(
+                    "zone looks wrong: the newest row is dated {d}, later than the time now in {} ({}); check `timezone`",
+                    op.zone_name, local_now.strftime("%Y-%m-%d %H:%M:%S")
+                )),
+                _ => (true, format!("OK: {} rows in the last 10 minutes ({})", sample.rows, op.zone_name)),
             }
-            Err(e) => (false, format!("the API answered with something that is not a report ({e})")),
-        },
-        Err(e) => (false, match e.reason {
+        }
+        Err(FetchError::Api { error: e, .. }) => (false, match e.reason {
             Reason::InvalidToken => "token refused (PLEASE VALIDATE TOKEN): check the token in wolkvox Manager, Configuration, Integrations, Tokens".to_string(),
             Reason::MissingToken => "no token was sent: check token_file / token_env".to_string(),
             Reason::TokenLimit => "the token's daily request budget is spent (TOKEN LIMIT EXCEEDED); it comes back tomorrow".to_string(),
             Reason::Maintenance => format!("the API refused with 403 ({}): maintenance, or this machine's IP is not on the operation's allow-list", e.detail),
             Reason::Network | Reason::Timeout => format!("API not reachable at {host} ({}): check `server`/`base_url`, DNS and the firewall", e.detail),
+            Reason::Decode => format!("the API answered with something that is not a report ({})", e.detail),
             _ => format!("the API answered with an error: {e}"),
         }),
+        Err(FetchError::Sink(never)) => match never {},
+        Err(FetchError::Shutdown) => (false, "interrupted".to_string()),
     }
 }
 

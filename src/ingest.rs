@@ -33,9 +33,9 @@ use serde::de::{Deserializer, SeqAccess, Visitor};
 
 use crate::config::Limits;
 use crate::ledger::{Batch, IdHasherBuilder, RowId};
-use crate::metrics::Totals;
+use crate::totals::Totals;
 use crate::window::{self, Query, Range};
-use crate::wolkvox::row::{Field, MAX_LABEL_LEN, Outcome, RawRow, Reading, decode};
+use crate::wolkvox::row::{Field, MAX_LABEL_LEN, Outcome, RawRow, Reading, decode, without_bom};
 use crate::wolkvox::{ApiError, Reason, classify, excerpt};
 
 /// The API's row cap: an answer this long is taken as cut off.
@@ -250,7 +250,7 @@ struct Answer {
 /// read as they are decoded.
 #[derive(Deserialize)]
 struct LeanEnvelope<'a> {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::wolkvox::row::code")]
     code: Option<i64>,
     #[serde(default, borrow)]
     msg: Option<Field<'a>>,
@@ -260,6 +260,7 @@ struct LeanEnvelope<'a> {
 
 impl Answer {
     fn decode(body: &[u8]) -> Result<Answer, ApiError> {
+        let body = without_bom(body);
         // From bytes: strings are checked as UTF-8 as they are read, which saves the
         // whole pass `str::from_utf8` would make first. As `row::decode`, invalid UTF-8
         // is then replaced rather than refused.
@@ -807,5 +808,56 @@ mod tests {
         let e = rows_of(br#"{"code":403,"msg":"TOKEN LIMIT EXCEEDED","data":[]}"#).unwrap_err();
         assert_eq!(e.reason, Reason::TokenLimit);
         assert_eq!(rows_of(b"<html>").unwrap_err().reason, Reason::Decode);
+    }
+
+    /// The envelope as the vendor's own samples write it: `code` as a string, `msg`
+    /// with a leading space; and a body behind a UTF-8 byte order mark.
+    #[test]
+    fn vendor_envelopes_read_as_rows() {
+        let vendor = br#"{"code": "200", "error": null, "msg": " 3 records were found", "data": [
+            {"rp_id": "1", "rp_name": "A", "cod_opc_menu": "1", "dn_transfer": "", "date": "2026-04-01 10:00:00", "result": "ok", "ani": "3001234567", "time": "12", "customer_id": "", "conn_id": "c1"},
+            {"rp_id": "1", "rp_name": "A", "cod_opc_menu": "PULSE", "dn_transfer": "", "date": "2026-04-01 10:00:01", "result": "hung up", "ani": "3001234567", "time": "3", "customer_id": "", "conn_id": "c2"},
+            {"rp_id": "2", "rp_name": "B", "cod_opc_menu": "", "dn_transfer": "3001", "date": "2026-04-01 10:00:02", "result": "ok", "ani": "3001234567", "time": "0:45", "customer_id": "", "conn_id": "c3"}
+        ]}"#;
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend_from_slice(vendor);
+        for (name, body) in [("string code", &vendor[..]), ("byte order mark", &bom[..])] {
+            assert_eq!(rows_of(body).expect(name).len(), 3, "{name}");
+            let ledger = Ledger::new();
+            let mut batch = ledger.begin();
+            let mut t = Totals::default();
+            let got = ingest(
+                body,
+                &q(),
+                &bogota(),
+                &mut batch,
+                &mut t,
+                &Limits::default(),
+                &[5.0],
+            )
+            .expect(name);
+            assert_eq!(
+                got,
+                Ingested::Applied {
+                    rows: 3,
+                    new: 3,
+                    capped: false
+                },
+                "{name}"
+            );
+            assert_eq!(t.rows, 3, "{name}");
+        }
+        // A string code other than 200 is classified as a number would be.
+        let e = rows_of(br#"{"code":"403","msg":"TOKEN LIMIT EXCEEDED","data":[]}"#).unwrap_err();
+        assert_eq!(e.reason, Reason::TokenLimit);
+        assert!(
+            rows_of(br#"{"code":" 404 ","msg":"Validate dates entered","data":null}"#)
+                .unwrap()
+                .is_empty()
+        );
+        // A code that is no number is not a report.
+        let e = rows_of(br#"{"code":"OK","data":[]}"#).unwrap_err();
+        assert_eq!(e.reason, Reason::Decode);
+        assert!(e.detail.contains("code"), "{}", e.detail);
     }
 }

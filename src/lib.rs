@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod fetch;
 pub mod ingest;
 pub mod ledger;
 pub mod logging;
@@ -19,6 +20,8 @@ pub mod secret;
 pub mod server;
 pub mod simulator;
 pub mod state;
+pub mod status;
+pub mod totals;
 pub mod web_config;
 pub mod window;
 pub mod wolkvox;
@@ -108,21 +111,15 @@ pub async fn run(
             .get(op.token.expose())
             .cloned()
             .unwrap_or_else(|| Arc::new(Semaphore::new(1)));
-        let client = Client::new(
-            &op.base_url,
-            op.token.clone(),
-            op.customer_id.clone(),
-            op.poll.timeout,
-            token_permits,
-        )
-        .map_err(|e| format!("operations ({}): {e}", op.name))?;
+        let client = Client::for_operation(op, token_permits)
+            .map_err(|e| format!("operations ({}): {e}", op.name))?;
         let restored = saved.is_some();
         let p = Poller::new(
             op.clone(),
             client,
             config.limits,
             config.buckets.clone(),
-            metrics.exporter.clone(),
+            metrics.exporter.operation(&op.name),
             &config.state_dir,
             saved,
             shared,

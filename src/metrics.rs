@@ -4,203 +4,20 @@
 //! The exporter's own series are ordinary `prometheus` metrics in [`ExporterMetrics`].
 //! The rest of the code never touches the `prometheus` crate directly.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
-use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
-use serde::{Deserialize, Serialize};
+use prometheus::{
+    Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
-use crate::config::Limits;
+use crate::totals::{Histogram, OVERFLOW_LABELS, RoutingPoint, RpKey, Totals};
 use crate::wolkvox::Reason;
-use crate::wolkvox::row::{Outcome, Reading};
-
-/// The value labels take past a cardinality limit.
-pub const OTHER: &str = "_other";
-
-/// `label` values of `wolkvox_label_overflow_total`, in [`Totals::overflow`] order.
-pub const OVERFLOW_LABELS: [&str; 3] = ["rp_id", "option", "dn_transfer"];
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Histogram {
-    /// Per bucket (not cumulative); observations above the last bound are only in `count`.
-    pub buckets: Vec<u64>,
-    pub sum: f64,
-    pub count: u64,
-}
-
-impl Histogram {
-    fn new(n: usize) -> Histogram {
-        Histogram {
-            buckets: vec![0; n],
-            sum: 0.0,
-            count: 0,
-        }
-    }
-
-    fn observe(&mut self, bounds: &[f64], v: f64) {
-        if let Some(i) = bounds.iter().position(|b| v <= *b)
-            && let Some(slot) = self.buckets.get_mut(i)
-        {
-            *slot += 1;
-        }
-        self.sum += v;
-        self.count += 1;
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoutingPoint {
-    /// By [`Outcome::index`].
-    pub interactions: [u64; 3],
-    pub pulse: u64,
-    pub options: HashMap<String, u64>,
-    pub transfers: HashMap<String, u64>,
-    /// By [`Outcome::index`].
-    pub durations: [Histogram; 3],
-}
-
-impl RoutingPoint {
-    fn new(buckets: usize) -> RoutingPoint {
-        RoutingPoint {
-            interactions: [0; 3],
-            pulse: 0,
-            options: HashMap::new(),
-            transfers: HashMap::new(),
-            durations: std::array::from_fn(|_| Histogram::new(buckets)),
-        }
-    }
-}
-
-/// `(rp_id, rp_name)`.
-pub type RpKey = (String, String);
-
-/// One operation's business totals: plain data, cheap to clone per cycle.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Totals {
-    pub rows: u64,
-    pub invalid_time: u64,
-    pub invalid_date: u64,
-    pub duplicates: u64,
-    /// By [`OVERFLOW_LABELS`].
-    pub overflow: [u64; 3],
-    pub routing_points: HashMap<RpKey, RoutingPoint>,
-}
-
-/// Counts a value in a capped map: past `limit` distinct keys, new ones go to `_other`.
-fn bump(map: &mut HashMap<String, u64>, key: &str, limit: usize) -> bool {
-    if let Some(v) = map.get_mut(key) {
-        *v += 1;
-        return false;
-    }
-    let folded = map.len() >= limit && key != OTHER;
-    let key = if folded { OTHER } else { key };
-    *map.entry(key.to_string()).or_insert(0) += 1;
-    folded
-}
-
-/// Looks a `(String, String)` key up by two `&str` without allocating: both forms hash
-/// and compare through this trait exactly as a tuple of two strings does. `apply` runs
-/// once per new row, and the routing point almost always exists already.
-trait KeyPair {
-    fn first(&self) -> &str;
-    fn second(&self) -> &str;
-}
-
-impl KeyPair for (String, String) {
-    fn first(&self) -> &str {
-        &self.0
-    }
-    fn second(&self) -> &str {
-        &self.1
-    }
-}
-
-impl KeyPair for (&str, &str) {
-    fn first(&self) -> &str {
-        self.0
-    }
-    fn second(&self) -> &str {
-        self.1
-    }
-}
-
-impl<'a> std::borrow::Borrow<dyn KeyPair + 'a> for (String, String) {
-    fn borrow(&self) -> &(dyn KeyPair + 'a) {
-        self
-    }
-}
-
-// As `(String, String)` derives it: each field's `str` hash in turn.
-impl std::hash::Hash for dyn KeyPair + '_ {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.first().hash(state);
-        self.second().hash(state);
-    }
-}
-
-impl PartialEq for dyn KeyPair + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.first() == other.first() && self.second() == other.second()
-    }
-}
-
-impl Eq for dyn KeyPair + '_ {}
-
-impl Totals {
-    /// Adds one new (not duplicate) row.
-    pub fn apply(&mut self, r: &Reading<'_>, limits: &Limits, bounds: &[f64]) {
-        self.rows += 1;
-        let mut probe: &dyn KeyPair = &(r.rp_id, r.rp_name);
-        if !self.routing_points.contains_key(probe) {
-            let key = if self.routing_points.len() < limits.routing_points {
-                (r.rp_id.to_string(), r.rp_name.to_string())
-            } else {
-                self.overflow[0] += 1;
-                probe = &(OTHER, OTHER);
-                (OTHER.to_string(), OTHER.to_string())
-            };
-            self.routing_points
-                .entry(key)
-                .or_insert_with(|| RoutingPoint::new(bounds.len()));
-        }
-        let Some(rp) = self.routing_points.get_mut(probe) else {
-            return; // just inserted: cannot happen
-        };
-        let o = r.outcome.index();
-        rp.interactions[o] += 1;
-        if let Some(opt) = &r.option {
-            if opt == "PULSE" {
-                rp.pulse += 1;
-            }
-            if bump(&mut rp.options, opt, limits.options_per_routing_point) {
-                self.overflow[1] += 1;
-            }
-        }
-        if let Some(t) = r.transfer
-            && bump(&mut rp.transfers, t, limits.transfers_per_routing_point)
-        {
-            self.overflow[2] += 1;
-        }
-        match r.duration {
-            Some(d) => rp.durations[o].observe(bounds, d),
-            None => self.invalid_time += 1,
-        }
-        if r.date.is_none() {
-            self.invalid_date += 1;
-        }
-    }
-
-    /// Sum of interactions over routing points and outcomes (equals `rows`).
-    pub fn interactions(&self) -> u64 {
-        self.routing_points
-            .values()
-            .map(|rp| rp.interactions.iter().sum::<u64>())
-            .sum()
-    }
-}
+use crate::wolkvox::row::Outcome;
 
 /// One operation's totals as the scrape sees them: replaced whole on commit.
 pub type SharedTotals = Arc<RwLock<Arc<Totals>>>;
@@ -746,6 +563,202 @@ pub struct ExporterMetrics {
     pub token_used_today: IntGaugeVec,
 }
 
+/// What the state file holds of an operation's own counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// `wolkvox_api_requests_total` by code.
+    pub api_requests: BTreeMap<String, u64>,
+    /// `wolkvox_poll_errors_total` by reason.
+    pub poll_errors: BTreeMap<String, u64>,
+    pub window_splits: u64,
+    pub state_save_failures: u64,
+}
+
+/// One operation's own series, resolved once: the only way the poller changes them.
+#[derive(Clone)]
+pub struct OpMetrics {
+    name: String,
+    up: IntGauge,
+    last_window_end: Gauge,
+    last_success: Gauge,
+    poll_duration: Gauge,
+    api_requests: IntCounterVec,
+    /// The `code` values seen so far, so their counts can be saved.
+    codes: Arc<Mutex<BTreeMap<String, IntCounter>>>,
+    api_requests_today: IntGauge,
+    /// By [`Reason::ALL`] order.
+    poll_errors: Vec<IntCounter>,
+    window_splits: IntCounter,
+    state_save_failures: IntCounter,
+    state_last_save: Gauge,
+    ledger_rows: IntGauge,
+    // Absent until token_info first answers, hence resolved on use.
+    token_limit: IntGaugeVec,
+    token_used_today: IntGaugeVec,
+}
+
+fn seconds(t: jiff::Timestamp) -> f64 {
+    t.as_millisecond() as f64 / 1000.0
+}
+
+impl OpMetrics {
+    /// A request was answered with this `code` label (the status, or `error`).
+    pub fn request(&self, code: &str) {
+        let mut codes = match self.codes.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        match codes.get(code) {
+            Some(c) => c.inc(),
+            None => {
+                let c = self.api_requests.with_label_values(&[&self.name, code]);
+                c.inc();
+                codes.insert(code.to_string(), c);
+            }
+        }
+    }
+
+    pub fn requests_today(&self, n: u64) {
+        self.api_requests_today
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn poll_error(&self, reason: Reason) {
+        if let Some(c) = self.poll_errors.get(reason.index()) {
+            c.inc();
+        }
+    }
+
+    /// An answer at the row cap: its range was cut.
+    pub fn window_split(&self) {
+        self.window_splits.inc();
+    }
+
+    pub fn state_save_failed(&self) {
+        self.state_save_failures.inc();
+    }
+
+    /// A part was committed: the state saved at `saved_at` with this watermark.
+    pub fn committed(
+        &self,
+        watermark: jiff::Timestamp,
+        saved_at: jiff::Timestamp,
+        ledger_rows: usize,
+    ) {
+        self.last_window_end.set(watermark.as_second() as f64);
+        self.state_last_save.set(seconds(saved_at));
+        self.ledger_rows(ledger_rows);
+    }
+
+    pub fn ledger_rows(&self, n: usize) {
+        self.ledger_rows.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// A cycle ended: `Some(when)` it succeeded, `None` it failed; it took `took`.
+    pub fn cycle(&self, succeeded_at: Option<jiff::Timestamp>, took: std::time::Duration) {
+        self.poll_duration.set(took.as_secs_f64());
+        match succeeded_at {
+            Some(t) => {
+                self.up.set(1);
+                self.last_success.set(t.as_second() as f64);
+            }
+            None => self.up.set(0),
+        }
+    }
+
+    /// The token's budget from `token_info`.
+    pub fn token_budget(&self, limit: Option<u64>, used_today: Option<u64>) {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        if let Some(l) = limit {
+            self.token_limit.with_label_values(&[&self.name]).set(n(l));
+        }
+        if let Some(u) = used_today {
+            self.token_used_today
+                .with_label_values(&[&self.name])
+                .set(n(u));
+        }
+    }
+
+    /// The counters the state file keeps.
+    pub fn counters(&self) -> Counters {
+        let codes = match self.codes.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        Counters {
+            api_requests: codes.iter().map(|(k, c)| (k.clone(), c.get())).collect(),
+            poll_errors: Reason::ALL
+                .iter()
+                .zip(&self.poll_errors)
+                .map(|(r, c)| (r.label().to_string(), c.get()))
+                .collect(),
+            window_splits: self.window_splits.get(),
+            state_save_failures: self.state_save_failures.get(),
+        }
+    }
+
+    /// Continues the counters from saved state; `watermark` and `saved_at` as saved.
+    pub fn restore(
+        &self,
+        c: &Counters,
+        watermark: Option<jiff::Timestamp>,
+        saved_at: jiff::Timestamp,
+        requests_today: Option<u64>,
+    ) {
+        for (code, n) in &c.api_requests {
+            let mut codes = match self.codes.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            codes
+                .entry(code.clone())
+                .or_insert_with(|| self.api_requests.with_label_values(&[&self.name, code]))
+                .inc_by(*n);
+        }
+        for (r, counter) in Reason::ALL.iter().zip(&self.poll_errors) {
+            if let Some(n) = c.poll_errors.get(r.label()) {
+                counter.inc_by(*n);
+            }
+        }
+        self.window_splits.inc_by(c.window_splits);
+        self.state_save_failures.inc_by(c.state_save_failures);
+        self.state_last_save.set(saved_at.as_second() as f64);
+        if let Some(w) = watermark {
+            self.last_window_end.set(w.as_second() as f64);
+        }
+        if let Some(n) = requests_today {
+            self.requests_today(n);
+        }
+    }
+}
+
+impl ExporterMetrics {
+    /// The series of operation `name`, each known one at 0 until it moves.
+    pub fn operation(&self, name: &str) -> OpMetrics {
+        let one = [name];
+        OpMetrics {
+            name: name.to_string(),
+            up: self.up.with_label_values(&one),
+            last_window_end: self.last_window_end.with_label_values(&one),
+            last_success: self.last_success.with_label_values(&one),
+            poll_duration: self.poll_duration.with_label_values(&one),
+            api_requests: self.api_requests.clone(),
+            codes: Arc::default(),
+            api_requests_today: self.api_requests_today.with_label_values(&one),
+            poll_errors: Reason::ALL
+                .iter()
+                .map(|r| self.poll_errors.with_label_values(&[name, r.label()]))
+                .collect(),
+            window_splits: self.window_splits.with_label_values(&one),
+            state_save_failures: self.state_save_failures.with_label_values(&one),
+            state_last_save: self.state_last_save.with_label_values(&one),
+            ledger_rows: self.ledger_rows.with_label_values(&one),
+            token_limit: self.token_limit.clone(),
+            token_used_today: self.token_used_today.clone(),
+        }
+    }
+}
+
 /// The registry and everything in it.
 pub struct Metrics {
     /// The exporter's own series.
@@ -915,19 +928,8 @@ impl Metrics {
             .set(1);
         r.register(Box::new(build))?;
         for (name, _) in &ops {
-            let e = &exporter;
-            e.up.with_label_values(&[name]).set(0);
-            e.last_window_end.with_label_values(&[name]).set(0.0);
-            e.last_success.with_label_values(&[name]).set(0.0);
-            e.poll_duration.with_label_values(&[name]).set(0.0);
-            e.api_requests_today.with_label_values(&[name]).set(0);
-            for reason in Reason::ALL {
-                e.poll_errors.with_label_values(&[name, reason.label()]);
-            }
-            e.window_splits.with_label_values(&[name]);
-            e.state_save_failures.with_label_values(&[name]);
-            e.state_last_save.with_label_values(&[name]).set(0.0);
-            e.ledger_rows.with_label_values(&[name]).set(0);
+            // Resolving an operation's series creates them, at 0.
+            exporter.operation(name);
         }
         Ok(Metrics {
             registry: r,
@@ -972,6 +974,8 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Limits;
+    use crate::totals::OTHER;
     use crate::wolkvox::row::{Field, RawRow};
     use prometheus::Encoder;
 

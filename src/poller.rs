@@ -1,7 +1,8 @@
-//! One loop per operation: wait for the next window, fetch the cycle's range part by
-//! part, and commit it whole (totals, ledger, watermark, saved state) or not at all.
+//! One loop per operation: wait for the next window, fetch the cycle's range through the
+//! [`fetch`](crate::fetch) engine, and commit it part by part: once a part and every
+//! part before it are in, its new rows are added, the watermark moves to its end and the
+//! state is saved. A failure, or a `kill -9`, resumes from the last committed part.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,56 +12,64 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
 use crate::config::{Limits, Operation};
+use crate::fetch::{self, Engine, FetchError, Fetched, Jitter, RetryPolicy, Sink, TakeError};
 use crate::ingest::{Ingested, ingest};
 use crate::ledger::Ledger;
-use crate::metrics::{ExporterMetrics, SharedTotals, Totals};
+use crate::metrics::{Counters, OpMetrics, SharedTotals};
 use crate::state::{self, OpState, SavedTotals};
+use crate::status::{SharedStatus, Status};
+use crate::totals::Totals;
 use crate::window::{self, Query, Range};
 use crate::wolkvox::client::{Attempt, Client};
 use crate::wolkvox::{ApiError, Reason};
 
-/// Retries of one request inside a cycle before the cycle fails, for transient errors.
+/// Retries of one request inside a cycle before the cycle fails, for transient errors:
+/// the next cycle asks again anyway, so a poll does not linger on one request.
 const PART_RETRIES: u32 = 2;
 
-/// What `/` and `/-/ready` show about an operation.
-#[derive(Debug, Clone, Default)]
-pub struct Status {
-    pub name: String,
-    pub zone: String,
-    pub first_cycle_done: bool,
-    pub watermark: Option<Timestamp>,
-    pub last_success: Option<Timestamp>,
-    pub last_error: Option<String>,
-    pub requests_today: u64,
-    pub ledger_rows: usize,
+/// Why a cycle did not reach the end of its range. What it committed before stays.
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error("{0}")]
+    Api(ApiError),
+    #[error("cannot save state to {path}: {source}")]
+    State {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("shutting down")]
+    Shutdown,
 }
 
-pub type SharedStatus = Arc<Mutex<Status>>;
+impl CycleError {
+    /// What `/` shows as the last error: the API's reason, or `state`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CycleError::Api(e) => e.reason.label(),
+            CycleError::State { .. } => "state",
+            CycleError::Shutdown => "shutdown",
+        }
+    }
+}
 
 pub struct Poller {
     pub op: Operation,
-    pub client: Client,
-    pub limits: Limits,
-    pub bounds: Vec<f64>,
-    pub totals: SharedTotals,
-    pub ledger: Ledger,
-    pub origin: Timestamp,
+    client: Client,
+    limits: Limits,
+    bounds: Vec<f64>,
+    /// What `/metrics` shows: replaced whole on each commit.
+    totals: SharedTotals,
+    ledger: Ledger,
+    origin: Timestamp,
     pub watermark: Option<Timestamp>,
-    pub metrics: ExporterMetrics,
+    metrics: OpMetrics,
     pub status: SharedStatus,
-    pub state_path: PathBuf,
+    state_path: PathBuf,
     /// Requests sent on the operation's local day: `(day, count)`.
     requests: Mutex<(Option<Date>, u64)>,
     /// When to ask `token_info` for the token's budget next.
     next_token_info: Timestamp,
-    rng: u64,
-}
-
-/// A cycle's result, ready to commit.
-struct Fetched {
-    range: Range,
-    totals: Totals,
-    ledger: Ledger,
+    jitter: Jitter,
 }
 
 impl Poller {
@@ -71,20 +80,20 @@ impl Poller {
         client: Client,
         limits: Limits,
         bounds: Vec<f64>,
-        metrics: ExporterMetrics,
+        metrics: OpMetrics,
         state_dir: &std::path::Path,
         saved: Option<OpState>,
         shared: SharedTotals,
         now: Timestamp,
     ) -> Result<Poller, String> {
         let name = op.name.clone();
+        let path = state::path(state_dir, &name);
         let mut totals = Totals::default();
         let mut ledger = Ledger::new();
         let mut origin = window::origin(now, &op.poll);
         let mut watermark = None;
         let (mut requests_day, mut requests_today) = (None, 0);
         if let Some(s) = saved {
-            let path = state::path(state_dir, &name);
             if s.buckets != bounds {
                 return Err(format!(
                     "{}: saved histograms use buckets {:?} but duration_buckets is now {:?}; restore the old buckets, or start with --state.reset to begin the counters again",
@@ -95,43 +104,26 @@ impl Poller {
             }
             ledger = state::ledger_from_entries(&s.ledger)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            totals = Totals::from(s.totals);
             origin = s.origin;
             watermark = s.watermark;
-            let m = &metrics;
-            for (code, n) in &s.api_requests {
-                m.api_requests.with_label_values(&[&name, code]).inc_by(*n);
-            }
-            for (reason, n) in &s.poll_errors {
-                m.poll_errors.with_label_values(&[&name, reason]).inc_by(*n);
-            }
-            m.window_splits
-                .with_label_values(&[&name])
-                .inc_by(s.window_splits);
-            m.state_save_failures
-                .with_label_values(&[&name])
-                .inc_by(s.state_save_failures);
-            m.state_last_save
-                .with_label_values(&[&name])
-                .set(s.saved_at.as_second() as f64);
-            if let Some(w) = watermark {
-                m.last_window_end
-                    .with_label_values(&[&name])
-                    .set(w.as_second() as f64);
-            }
             requests_day = s.requests_day;
             requests_today = s.requests_today;
             let today = now.to_zoned_datetime(op.zone.clone()).date();
-            if requests_day == Some(today) {
-                m.api_requests_today
-                    .with_label_values(&[&name])
-                    .set(requests_today as i64);
-            }
+            let counters = Counters {
+                api_requests: s.api_requests,
+                poll_errors: s.poll_errors,
+                window_splits: s.window_splits,
+                state_save_failures: s.state_save_failures,
+            };
+            metrics.restore(
+                &counters,
+                watermark,
+                s.saved_at,
+                (requests_day == Some(today)).then_some(requests_today),
+            );
+            totals = Totals::from(s.totals);
         }
-        metrics
-            .ledger_rows
-            .with_label_values(&[&name])
-            .set(ledger.len() as i64);
+        metrics.ledger_rows(ledger.len());
         *write_lock(&shared) = Arc::new(totals);
         let status = Arc::new(Mutex::new(Status {
             name: name.clone(),
@@ -141,8 +133,8 @@ impl Poller {
             ..Status::default()
         }));
         let seed = xxhash_rust::xxh3::xxh3_64(name.as_bytes()) ^ now.as_nanosecond() as u64;
-        let poller = Poller {
-            state_path: state::path(state_dir, &name),
+        Ok(Poller {
+            state_path: path,
             op,
             client,
             limits,
@@ -155,9 +147,8 @@ impl Poller {
             status,
             requests: Mutex::new((requests_day, requests_today)),
             next_token_info: now,
-            rng: seed | 1,
-        };
-        Ok(poller)
+            jitter: Jitter::new(seed),
+        })
     }
 
     fn name(&self) -> &str {
@@ -186,26 +177,20 @@ impl Poller {
                 continue;
             };
             let started = std::time::Instant::now();
-            let mut abort = shutdown.clone();
-            let fetched = tokio::select! {
-                r = self.fetch_cycle(range, &mut abort) => r,
-                _ = shutdown.changed() => break,
-            };
-            let result = match fetched {
-                Ok(f) => self.commit(f).await,
-                Err(e) => Err(e),
-            };
-            self.metrics
-                .poll_duration
-                .with_label_values(&[self.name()])
-                .set(started.elapsed().as_secs_f64());
-            self.after_cycle(&result);
+            let result = self.cycle(range, shutdown.clone()).await;
+            if matches!(result, Err(CycleError::Shutdown)) {
+                break;
+            }
+            self.after_cycle(&result, started.elapsed());
             match result {
-                Ok(()) => failures = 0,
+                Ok(f) => {
+                    failures = 0;
+                    tracing::info!(operation = %self.op.name, start = %range.start, end = %range.end, new_rows = f.new, parts = f.parts, requests = f.requests, "cycle committed");
+                }
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    let wait = self.backoff(failures, e.reason);
-                    tracing::warn!(operation = %self.op.name, error = %e, retry_in = %humantime::format_duration(round_ms(wait)), "poll cycle failed; its range will be asked again");
+                    let wait = self.backoff(failures, &e);
+                    tracing::warn!(operation = %self.op.name, error = %e, watermark = ?self.watermark, retry_in = %humantime::format_duration(round_ms(wait)), "poll cycle failed; the rest of its range will be asked again");
                     if sleep_or_shutdown(wait, &mut shutdown).await {
                         break;
                     }
@@ -219,9 +204,33 @@ impl Poller {
         tracing::debug!(operation = %self.op.name, "poller stopped");
     }
 
-    fn after_cycle(&self, result: &Result<(), ApiError>) {
-        let m = &self.metrics;
-        let name = self.name();
+    /// Fetches `range` through the engine, committing part by part.
+    async fn cycle(
+        &mut self,
+        range: Range,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Fetched, CycleError> {
+        let client = self.client.clone();
+        let tz = self.op.zone.clone();
+        let policy = RetryPolicy {
+            retries: PART_RETRIES,
+            base: self.backoff_base(),
+            max: self.op.poll.interval.max(self.backoff_base()),
+            retry_maintenance: false,
+        };
+        let mut jitter = self.jitter.fork();
+        let mut engine = Engine::new(&client, &tz, policy, &mut jitter).with_shutdown(shutdown);
+        tracing::debug!(operation = %self.op.name, start = %range.start, end = %range.end, "cycle");
+        let mut sink = CycleSink::new(self);
+        match engine.run(range, &mut sink).await {
+            Ok(f) => Ok(f),
+            Err(FetchError::Api { error, .. }) => Err(CycleError::Api(error)),
+            Err(FetchError::Sink(e)) => Err(e),
+            Err(FetchError::Shutdown) => Err(CycleError::Shutdown),
+        }
+    }
+
+    fn after_cycle(&self, result: &Result<Fetched, CycleError>, took: Duration) {
         let mut st = match self.status.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -229,122 +238,19 @@ impl Poller {
         st.first_cycle_done = true;
         st.requests_today = self.requests().1;
         st.ledger_rows = self.ledger.len();
+        st.watermark = self.watermark;
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 let now = Timestamp::now();
-                m.up.with_label_values(&[name]).set(1);
-                m.last_success
-                    .with_label_values(&[name])
-                    .set(now.as_second() as f64);
+                self.metrics.cycle(Some(now), took);
                 st.last_success = Some(now);
-                st.watermark = self.watermark;
                 st.last_error = None;
             }
             Err(e) => {
-                m.up.with_label_values(&[name]).set(0);
-                st.last_error = Some(e.reason.label().to_string());
+                self.metrics.cycle(None, took);
+                st.last_error = Some(e.label().to_string());
             }
         }
-    }
-
-    /// Fetches every part of `range` and applies new rows to a copy of the totals.
-    async fn fetch_cycle(
-        &self,
-        range: Range,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Result<Fetched, ApiError> {
-        let tz = self.op.zone.clone();
-        let mut parts: VecDeque<Query> = window::plan(range, &tz).into();
-        let current = read_totals(&self.totals);
-        let mut next: Totals = (*current).clone();
-        let mut batch = self.ledger.begin();
-        let mut retries = 0;
-        tracing::debug!(operation = %self.op.name, start = %range.start, end = %range.end, parts = parts.len(), "cycle");
-        while let Some(q) = parts.pop_front() {
-            let attempt = self.client.fetch(&q).await;
-            self.count_request(&attempt);
-            let result = match attempt.result {
-                Ok(body) => ingest(
-                    &body,
-                    &q,
-                    &tz,
-                    &mut batch,
-                    &mut next,
-                    &self.limits,
-                    &self.bounds,
-                ),
-                Err(e) => Err(e),
-            };
-            let result = match result {
-                Ok(Ingested::Split(a, b)) => {
-                    self.metrics
-                        .window_splits
-                        .with_label_values(&[&self.op.name])
-                        .inc();
-                    tracing::debug!(operation = %self.op.name, "answer at the row cap; splitting its range");
-                    parts.push_front(window::query_for(b, &tz));
-                    parts.push_front(window::query_for(a, &tz));
-                    Ok(())
-                }
-                Ok(Ingested::Continue { kept, rest, .. }) => {
-                    self.metrics
-                        .window_splits
-                        .with_label_values(&[&self.op.name])
-                        .inc();
-                    tracing::debug!(operation = %self.op.name, kept, "answer at the row cap; asking again from its last second");
-                    parts.push_front(rest);
-                    Ok(())
-                }
-                Ok(Ingested::Applied { capped: true, .. }) => {
-                    tracing::warn!(operation = %self.op.name, "one second of the report holds the whole row cap; some rows may be missing");
-                    Ok(())
-                }
-                Ok(Ingested::Applied { .. }) => Ok(()),
-                Err(e) => Err(e),
-            };
-            let Err(e) = result else {
-                retries = 0;
-                continue;
-            };
-            self.metrics
-                .poll_errors
-                .with_label_values(&[&self.op.name, e.reason.label()])
-                .inc();
-            if !e.reason.is_transient() || retries >= PART_RETRIES {
-                return Err(e);
-            }
-            retries += 1;
-            let wait = self.backoff_base() * 2u32.saturating_pow(retries - 1);
-            tracing::debug!(operation = %self.op.name, error = %e, "request failed; retrying");
-            if sleep_or_shutdown(wait, shutdown).await {
-                return Err(ApiError {
-                    reason: Reason::Other,
-                    status: None,
-                    detail: "shutting down".into(),
-                });
-            }
-            parts.push_front(q);
-        }
-        let changes = batch.into_changes();
-        let mut ledger = self.ledger.clone();
-        ledger.commit(changes);
-        // Forget what the next cycle's query, or any after it, can no longer return.
-        let next_start = window::cycle_range(
-            range.end
-                + SignedDuration::from_secs(
-                    self.op.poll.interval.as_secs() as i64 + self.op.poll.delay.as_secs() as i64,
-                ),
-            Some(range.end),
-            self.origin,
-            &self.op.poll,
-        )
-        .map_or(range.end, |r| r.start);
-        ledger.forget_before(window::wall_floor(next_start, &tz));
-        Ok(Fetched {
-            range,
-            totals: next,
-            ledger,
-        })
     }
 
     /// The token's budget, for `wolkvox_api_token_limit` and the budget alert. One
@@ -352,27 +258,13 @@ impl Poller {
     async fn refresh_token_info(&self) {
         let attempt = self.client.token_info().await;
         self.count_request(&attempt);
-        let name = self.name();
         match attempt
             .result
             .ok()
             .and_then(|b| crate::wolkvox::parse_token_info(&b))
         {
-            Some(info) => {
-                if let Some(l) = info.limit {
-                    self.metrics
-                        .token_limit
-                        .with_label_values(&[name])
-                        .set(i64::try_from(l).unwrap_or(i64::MAX));
-                }
-                if let Some(u) = info.used_today {
-                    self.metrics
-                        .token_used_today
-                        .with_label_values(&[name])
-                        .set(i64::try_from(u).unwrap_or(i64::MAX));
-                }
-            }
-            None => tracing::debug!(operation = %name, "token_info gave no budget"),
+            Some(info) => self.metrics.token_budget(info.limit, info.used_today),
+            None => tracing::debug!(operation = %self.name(), "token_info gave no budget"),
         }
     }
 
@@ -384,10 +276,7 @@ impl Poller {
     }
 
     fn count_request(&self, a: &Attempt) {
-        self.metrics
-            .api_requests
-            .with_label_values(&[&self.op.name, &a.code_label()])
-            .inc();
+        self.metrics.request(&a.code_label());
         let today = Timestamp::now()
             .to_zoned_datetime(self.op.zone.clone())
             .date();
@@ -399,105 +288,51 @@ impl Poller {
             *r = (Some(today), 0);
         }
         r.1 += 1;
-        self.metrics
-            .api_requests_today
-            .with_label_values(&[&self.op.name])
-            .set(r.1 as i64);
+        self.metrics.requests_today(r.1);
     }
 
-    /// Saves the cycle's result, then makes it current. A save that fails leaves the
-    /// watermark where it was: the range is asked again and nothing is counted twice.
-    async fn commit(&mut self, f: Fetched) -> Result<(), ApiError> {
-        let snapshot = self.snapshot(Some(f.range.end), &f.totals, &f.ledger);
-        let path = self.state_path.clone();
-        let saved = tokio::task::spawn_blocking(move || state::save(&path, &snapshot))
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r);
-        let name = self.op.name.clone();
-        if let Err(e) = saved {
-            self.metrics
-                .state_save_failures
-                .with_label_values(&[&name])
-                .inc();
-            tracing::error!(operation = %name, file = %self.state_path.display(), error = %e, "cannot save state; the cycle is not committed and will be retried");
-            return Err(ApiError {
-                reason: Reason::Other,
-                status: None,
-                detail: format!("state save failed: {e}"),
-            });
-        }
-        let added = f.totals.rows - read_totals(&self.totals).rows;
-        self.ledger = f.ledger;
-        self.watermark = Some(f.range.end);
-        *write_lock(&self.totals) = Arc::new(f.totals);
-        let m = &self.metrics;
-        m.state_last_save
-            .with_label_values(&[&name])
-            .set(Timestamp::now().as_second() as f64);
-        m.last_window_end
-            .with_label_values(&[&name])
-            .set(f.range.end.as_second() as f64);
-        m.ledger_rows
-            .with_label_values(&[&name])
-            .set(self.ledger.len() as i64);
-        tracing::info!(operation = %name, start = %f.range.start, end = %f.range.end, new_rows = added, "cycle committed");
-        Ok(())
+    /// The earliest instant any later query can start at once the watermark is `w`:
+    /// the next cycle asks from `max(w - settle, origin)`.
+    fn next_start(&self, w: Timestamp) -> Timestamp {
+        let poll = &self.op.poll;
+        let later = w + SignedDuration::from_secs(
+            poll.interval.as_secs() as i64 + poll.delay.as_secs() as i64,
+        );
+        window::cycle_range(later, Some(w), self.origin, poll).map_or(w, |r| r.start)
     }
 
     fn snapshot(&self, watermark: Option<Timestamp>, totals: &Totals, ledger: &Ledger) -> OpState {
-        let name = self.name();
-        let m = &self.metrics;
-        let mut api_requests = std::collections::BTreeMap::new();
-        for mf in prometheus::core::Collector::collect(&m.api_requests) {
-            for metric in mf.get_metric() {
-                let labels = metric.get_label();
-                if labels
-                    .iter()
-                    .any(|l| l.name() == "operation" && l.value() == name)
-                    && let Some(code) = labels.iter().find(|l| l.name() == "code")
-                {
-                    api_requests.insert(
-                        code.value().to_string(),
-                        metric.get_counter().get_value() as u64,
-                    );
-                }
-            }
-        }
-        let poll_errors = Reason::ALL
-            .iter()
-            .map(|r| {
-                (
-                    r.label().to_string(),
-                    m.poll_errors.with_label_values(&[name, r.label()]).get(),
-                )
-            })
-            .collect();
+        let c = self.metrics.counters();
+        let (requests_day, requests_today) = self.requests();
         OpState {
             version: state::VERSION,
-            operation: name.to_string(),
+            operation: self.name().to_string(),
             origin: self.origin,
             watermark,
             saved_at: Timestamp::now(),
             buckets: self.bounds.clone(),
             totals: SavedTotals::from(totals),
             ledger: state::ledger_entries(ledger),
-            api_requests,
-            poll_errors,
-            window_splits: m.window_splits.with_label_values(&[name]).get(),
-            state_save_failures: m.state_save_failures.with_label_values(&[name]).get(),
-            requests_day: self.requests().0,
-            requests_today: self.requests().1,
+            api_requests: c.api_requests,
+            poll_errors: c.poll_errors,
+            window_splits: c.window_splits,
+            state_save_failures: c.state_save_failures,
+            requests_day,
+            requests_today,
         }
+    }
+
+    async fn save(&self, snapshot: OpState) -> std::io::Result<u64> {
+        let path = self.state_path.clone();
+        tokio::task::spawn_blocking(move || state::save(&path, &snapshot))
+            .await
+            .map_err(std::io::Error::other)?
     }
 
     async fn save_current(&self) -> std::io::Result<u64> {
         let totals = read_totals(&self.totals);
         let snapshot = self.snapshot(self.watermark, &totals, &self.ledger);
-        let path = self.state_path.clone();
-        tokio::task::spawn_blocking(move || state::save(&path, &snapshot))
-            .await
-            .map_err(std::io::Error::other)?
+        self.save(snapshot).await
     }
 
     fn backoff_base(&self) -> Duration {
@@ -505,8 +340,12 @@ impl Poller {
     }
 
     /// How long to wait before asking again after `failures` failed cycles in a row.
-    fn backoff(&mut self, failures: u32, reason: Reason) -> Duration {
+    fn backoff(&mut self, failures: u32, error: &CycleError) -> Duration {
         let interval = self.op.poll.interval;
+        let reason = match error {
+            CycleError::Api(e) => e.reason,
+            _ => Reason::Other,
+        };
         let d = match reason {
             // The daily budget is spent: it comes back with the day, not in seconds.
             Reason::TokenLimit => {
@@ -523,24 +362,112 @@ impl Poller {
             }
             // A wrong token does not fix itself quickly; don't spend the budget on it.
             Reason::InvalidToken | Reason::MissingToken => interval.max(Duration::from_secs(300)),
-            _ => {
-                let exp = self
-                    .backoff_base()
-                    .saturating_mul(1u32 << failures.min(16).saturating_sub(1));
-                exp.min(interval.max(self.backoff_base()))
+            _ => RetryPolicy {
+                retries: u32::MAX,
+                base: self.backoff_base(),
+                max: interval.max(self.backoff_base()),
+                retry_maintenance: true,
             }
+            .wait(failures),
         };
-        self.jitter(d)
+        self.jitter.apply(d)
+    }
+}
+
+/// A cycle's view of its poller: answers go into working copies of the totals and the
+/// ledger, and each commit saves them and makes them current.
+struct CycleSink<'p> {
+    poller: &'p mut Poller,
+    totals: Totals,
+    ledger: Ledger,
+}
+
+impl<'p> CycleSink<'p> {
+    fn new(poller: &'p mut Poller) -> CycleSink<'p> {
+        let totals = (*read_totals(&poller.totals)).clone();
+        let ledger = poller.ledger.clone();
+        CycleSink {
+            poller,
+            totals,
+            ledger,
+        }
+    }
+}
+
+impl Sink for CycleSink<'_> {
+    type Error = CycleError;
+
+    fn take(&mut self, body: &[u8], q: &Query) -> Result<Ingested, TakeError<CycleError>> {
+        let p = &*self.poller;
+        let mut batch = self.ledger.begin();
+        let taken = ingest(
+            body,
+            q,
+            &p.op.zone,
+            &mut batch,
+            &mut self.totals,
+            &p.limits,
+            &p.bounds,
+        )
+        .map_err(TakeError::Api)?;
+        let changes = batch.into_changes();
+        self.ledger.commit(changes);
+        match taken {
+            Ingested::Split(..) => {
+                p.metrics.window_split();
+                tracing::debug!(operation = %p.op.name, "answer at the row cap; splitting its range");
+            }
+            Ingested::Continue { kept, .. } => {
+                p.metrics.window_split();
+                tracing::debug!(operation = %p.op.name, kept, "answer at the row cap; asking again from its last second");
+            }
+            Ingested::Applied { capped: true, .. } => {
+                tracing::warn!(operation = %p.op.name, "one second of the report holds the whole row cap; some rows may be missing");
+            }
+            Ingested::Applied { .. } => {}
+        }
+        Ok(taken)
     }
 
-    /// Equal jitter: half the wait fixed, half random, so operations do not retry in step.
-    fn jitter(&mut self, d: Duration) -> Duration {
-        // xorshift64: plenty for spreading retries.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let frac = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
-        d / 2 + d.mul_f64(0.5 * frac)
+    async fn commit(&mut self, through: Timestamp) -> Result<(), CycleError> {
+        let p = &mut *self.poller;
+        // Forget what no later query can return: this cycle's next parts start at
+        // `through`, the next cycle at `through - settle` (or the origin).
+        self.ledger
+            .forget_before(window::wall_floor(p.next_start(through), &p.op.zone));
+        let snapshot = p.snapshot(Some(through), &self.totals, &self.ledger);
+        let saved_at = snapshot.saved_at;
+        if let Err(source) = p.save(snapshot).await {
+            p.metrics.state_save_failed();
+            tracing::error!(operation = %p.op.name, file = %p.state_path.display(), error = %source, "cannot save state; the part is not committed and will be asked again");
+            return Err(CycleError::State {
+                path: p.state_path.clone(),
+                source,
+            });
+        }
+        p.ledger = self.ledger.clone();
+        p.watermark = Some(through);
+        *write_lock(&p.totals) = Arc::new(self.totals.clone());
+        p.metrics.committed(through, saved_at, p.ledger.len());
+        let mut st = match p.status.lock() {
+            Ok(g) => g,
+            Err(e) => e.into_inner(),
+        };
+        st.watermark = p.watermark;
+        st.ledger_rows = p.ledger.len();
+        tracing::debug!(operation = %p.op.name, watermark = %through, rows = self.totals.rows, "part committed");
+        Ok(())
+    }
+
+    fn requested(&mut self, attempt: &Attempt) {
+        self.poller.count_request(attempt);
+    }
+
+    fn failed(&mut self, error: &ApiError, _q: &Query, retry_in: Option<Duration>) {
+        self.poller.metrics.poll_error(error.reason);
+        if retry_in.is_some() {
+            tracing::debug!(operation = %self.poller.op.name, error = %error, "request failed; retrying");
+        }
     }
 }
 
@@ -569,6 +496,6 @@ async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) ->
     }
     tokio::select! {
         _ = tokio::time::sleep(d) => false,
-        r = shutdown.changed() => r.is_err() || *shutdown.borrow(),
+        _ = fetch::wait_for_stop(shutdown) => true,
     }
 }

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,7 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
 use crate::metrics::Metrics;
-use crate::poller::{SharedStatus, Status};
+use crate::status::{self, SharedStatus};
 use crate::web_config::{WebConfig, WebConfigFile};
 
 pub struct App {
@@ -42,16 +41,6 @@ pub struct App {
 }
 
 type Body = Full<Bytes>;
-
-fn statuses(app: &App) -> Vec<Status> {
-    app.statuses
-        .iter()
-        .map(|s| match s.lock() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        })
-        .collect()
-}
 
 fn response(
     status: StatusCode,
@@ -123,7 +112,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
     match path {
         "/-/healthy" => response(StatusCode::OK, "text/plain; charset=utf-8", "OK\n"),
         "/-/ready" => {
-            let waiting: Vec<String> = statuses(app)
+            let waiting: Vec<String> = status::snapshot(&app.statuses)
                 .into_iter()
                 .filter(|s| !s.first_cycle_done)
                 .map(|s| s.name)
@@ -141,52 +130,17 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
                 )
             }
         }
-        "/" => response(StatusCode::OK, "text/html; charset=utf-8", index(app)),
+        "/" => response(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            status::index(&app.statuses, &app.telemetry_path),
+        ),
         _ => response(
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
             "not found\n",
         ),
     }
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn when(t: Option<jiff::Timestamp>) -> String {
-    t.map_or_else(
-        || "never".to_string(),
-        |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
-    )
-}
-
-fn index(app: &App) -> String {
-    let mut rows = String::new();
-    for s in statuses(app) {
-        let _ = write!(
-            rows,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            html_escape(&s.name),
-            html_escape(&s.zone),
-            when(s.watermark),
-            when(s.last_success),
-            html_escape(s.last_error.as_deref().unwrap_or("none")),
-            s.requests_today,
-        );
-    }
-    let path = html_escape(&app.telemetry_path);
-    format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>wolkvox-exporter</title>\
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em .8em;text-align:left;border-bottom:1px solid #ddd}}</style></head>\
-<body><h1>wolkvox-exporter</h1><p>Version {version}. <a href=\"{path}\">Metrics</a> · <a href=\"/-/healthy\">healthy</a> · <a href=\"/-/ready\">ready</a></p>\
-<table><tr><th>operation</th><th>time zone</th><th>rows in up to (watermark)</th><th>last success</th><th>last error</th><th>API requests today</th></tr>{rows}</table>\
-</body></html>\n",
-        version = env!("CARGO_PKG_VERSION"),
-    )
 }
 
 /// Serves until `shutdown` turns true, then lets in-flight requests finish (up to 5 s).

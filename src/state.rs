@@ -13,7 +13,7 @@ use jiff::civil::DateTime;
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::{Ledger, RowId, Seen};
-use crate::metrics::{RoutingPoint, Totals};
+use crate::totals::{RoutingPoint, Totals};
 
 /// Bumped when the layout changes; older versions are migrated or refused in [`load`].
 pub const VERSION: u32 = 1;

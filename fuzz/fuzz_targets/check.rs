@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 use wolkvox_exporter::config::Limits;
 use wolkvox_exporter::ingest::{Ingested, apply_rows, ingest, rows_of};
 use wolkvox_exporter::ledger::Ledger;
-use wolkvox_exporter::metrics::{OTHER, Totals};
+use wolkvox_exporter::totals::{OTHER, Totals};
 use wolkvox_exporter::window::{self, Range};
 use wolkvox_exporter::wolkvox::row::{MAX_LABEL_LEN, decode};
 

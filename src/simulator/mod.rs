@@ -1,5 +1,5 @@
 //! A built-in simulator of the Wolkvox "IVR call detail" report API (`diagram_1`) and
-//! its `token_info` call, faithful to what `shared/upstream/wolkvox-api.md` records:
+//! its `token_info` call, faithful to what `docs/wolkvox-api.md` records:
 //! the JSON envelope, the 404 for an empty range, the silent 60,000-row cut, the 31-day
 //! limit, the per-token limits (2 simultaneous requests, a daily budget) and the error
 //! messages.

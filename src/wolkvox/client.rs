@@ -69,6 +69,21 @@ impl Client {
         })
     }
 
+    /// The client for one operation of the config: its URL, token, customer filter and
+    /// timeout; `permits` are its token's.
+    pub fn for_operation(
+        op: &crate::config::Operation,
+        permits: Arc<Semaphore>,
+    ) -> Result<Client, String> {
+        Client::new(
+            &op.base_url,
+            op.token.clone(),
+            op.customer_id.clone(),
+            op.poll.timeout,
+            permits,
+        )
+    }
+
     /// For tests of the size cap.
     pub fn with_max_body(mut self, max_body: usize) -> Client {
         self.max_body = max_body;

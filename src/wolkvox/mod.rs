@@ -37,6 +37,11 @@ impl Reason {
         Reason::Other,
     ];
 
+    /// Its place in [`Reason::ALL`].
+    pub fn index(self) -> usize {
+        Reason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Reason::Timeout => "timeout",
@@ -125,7 +130,7 @@ pub struct TokenInfo {
 /// list of one, with `token_limit` and `token_use_today` as numbers or strings), so
 /// anything else gives `None` rather than an error.
 pub fn parse_token_info(body: &[u8]) -> Option<TokenInfo> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(row::without_bom(body)).ok()?;
     let data = match &v["data"] {
         serde_json::Value::Array(a) => a.first()?.clone(),
         d => d.clone(),
@@ -161,6 +166,15 @@ mod tests {
                 br#"{"code":200,"data":[{"token_limit":"5000","token_use_today":"12"}]}"#
             ),
             want
+        );
+        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        bom.extend_from_slice(
+            br#"{"code":"200","msg":" 1 records were found","data":{"token_limit":5000,"token_use_today":12}}"#,
+        );
+        assert_eq!(
+            parse_token_info(&bom),
+            want,
+            "byte order mark and string code"
         );
         assert_eq!(parse_token_info(br#"{"code":200,"data":null}"#), None);
         assert_eq!(parse_token_info(b"<html>"), None);

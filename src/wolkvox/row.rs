@@ -15,7 +15,7 @@ pub const MAX_LABEL_LEN: usize = 128;
 /// The JSON envelope every answer comes in.
 #[derive(Debug, Default, Deserialize)]
 pub struct Envelope<'a> {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "code")]
     pub code: Option<i64>,
     #[serde(default, borrow)]
     pub msg: Option<Field<'a>>,
@@ -109,9 +109,53 @@ impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
     }
 }
 
+/// The envelope's `code`: a number, or a number written as a string (the vendor's own
+/// samples send `"200"`); null or missing is `None`.
+pub fn code<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<i64>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a number or a numeric string")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            i64::try_from(v).map(Some).map_err(E::custom)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            v.trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| E::custom(format_args!("code: {:?} is not a number", excerpt(v))))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(V)
+        }
+    }
+    d.deserialize_option(V)
+}
+
+fn excerpt(s: &str) -> String {
+    s.chars().take(20).collect()
+}
+
+/// A body without the UTF-8 byte order mark PHP services often put first.
+pub fn without_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+}
+
 /// Decodes a 200 answer's body. Invalid UTF-8 is replaced rather than refused, so one
 /// bad byte in a routing point name does not fail the whole cycle.
 pub fn decode(body: &[u8]) -> Result<Envelope<'_>, String> {
+    let body = without_bom(body);
     match std::str::from_utf8(body) {
         Ok(text) => serde_json::from_str(text).map_err(|e| e.to_string()),
         Err(_) => {

@@ -387,7 +387,8 @@ async fn hostile_rows_are_counted_exactly_and_metrics_stay_valid() {
     assert_eq!(s.sum("wolkvox_up", &[]), 1.0);
 
     // Answers that are not reports: each fails its cycle as `decode` (or is "no rows"),
-    // none changes a business counter, and the exporter goes on.
+    // none changes a business counter, and the exporter goes on. A `code` written as a
+    // string is the vendor's own form: an answer with no rows, not a decode error.
     let before = fake.served();
     fake.push([
         Reply::Body(200, b"<html><body>Fatal error</body></html>".to_vec()),
@@ -402,7 +403,7 @@ async fn hostile_rows_are_counted_exactly_and_metrics_stay_valid() {
     ]);
     let s = exp
         .wait_for(60, "the broken answers consumed", |s| {
-            s.sum("wolkvox_poll_errors_total", &[("reason", "decode")]) >= 5.0
+            s.sum("wolkvox_poll_errors_total", &[("reason", "decode")]) >= 4.0
                 && fake.served() >= before + 9
                 && s.sum("wolkvox_up", &[]) == 1.0
         })

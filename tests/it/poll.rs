@@ -260,9 +260,11 @@ async fn faults_are_classified_retried_and_lose_nothing() {
     assert_eq!(codes.get("400"), Some(&1.0));
 }
 
-/// A cycle whose first part succeeds and whose second part fails commits nothing.
+/// A cycle whose first part succeeds and whose second part fails commits the first
+/// part (rows, watermark, saved state) and nothing of the second; after a restart the
+/// exporter asks again from the failed part only (less the settle window).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_cycle_changes_no_business_counter() {
+async fn a_failed_part_changes_no_business_counter_and_resumes_there() {
     let sim = Sim::start().await;
     let z = tz("America/Bogota");
     sim.sim.add_tenant("tok", z.clone());
@@ -300,7 +302,7 @@ async fn a_failed_cycle_changes_no_business_counter() {
         }],
         "backfill: 40d",
     );
-    let exp = Exporter::start(dir.path(), &yaml, &[]);
+    let mut exp = Exporter::start(dir.path(), &yaml, &[]);
     let s = exp
         .wait_for(30, "the failed cycle", |s| {
             s.sum("wolkvox_poll_errors_total", &[("reason", "invalid_token")]) == 1.0
@@ -309,6 +311,14 @@ async fn a_failed_cycle_changes_no_business_counter() {
     let reqs = sim.report_requests();
     assert_eq!(reqs.len(), 2);
     assert_eq!(reqs[0].rows, 50, "the first part was served");
+    // The second part starts where the first ends: that is the watermark now.
+    let part_end = z
+        .to_ambiguous_timestamp(
+            jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", reqs[1].date_ini.as_deref().unwrap())
+                .unwrap(),
+        )
+        .compatible()
+        .unwrap();
     // The first part and the hourly token_info: exactly what the simulator answered 200.
     let answered_200 = sim
         .sim
@@ -322,9 +332,13 @@ async fn a_failed_cycle_changes_no_business_counter() {
     );
     assert!(s.sum("wolkvox_api_token_limit", &[]) > 0.0);
     assert_eq!(s.sum("wolkvox_up", &[]), 0.0);
-    assert_eq!(s.sum("wolkvox_ivr_rows_total", &[]), 0.0);
-    assert!(!s.has("wolkvox_ivr_interactions_total", &[]), "{}", s.text);
-    assert_eq!(s.sum("wolkvox_last_window_end_timestamp_seconds", &[]), 0.0);
+    // The first part is committed; the failed second one added nothing.
+    assert_eq!(s.sum("wolkvox_ivr_rows_total", &[]), 50.0);
+    assert_eq!(s.sum("wolkvox_ivr_interactions_total", &[]), 50.0);
+    assert_eq!(
+        s.sum("wolkvox_last_window_end_timestamp_seconds", &[]),
+        part_end.as_second() as f64
+    );
     let (status, _) = exp.get("/-/ready").await;
     assert_eq!(
         status, 200,
@@ -332,6 +346,22 @@ async fn a_failed_cycle_changes_no_business_counter() {
     );
     let (_, page) = exp.get("/").await;
     assert!(page.contains("invalid_token"), "{page}");
+    // A refused token waits five minutes: restart instead, as an operator would.
+    exp.kill9();
+    let exp = Exporter::start(dir.path(), &yaml, &[]);
+    let s = exp
+        .wait_for(30, "the rest of the range", |s| {
+            s.sum("wolkvox_ivr_rows_total", &[]) == 100.0 && s.sum("wolkvox_up", &[]) == 1.0
+        })
+        .await;
+    assert_eq!(s.sum("wolkvox_ivr_rows_duplicate_total", &[]), 0.0);
+    let reqs = sim.report_requests();
+    // Asked again from the failed part (less the 5 s settle), never from the origin.
+    let resumed = wolkvox_exporter::window::wolkvox_date(
+        z.to_datetime(part_end - SignedDuration::from_secs(5)),
+    );
+    assert_eq!(reqs[2].date_ini.as_deref(), Some(resumed.as_str()));
+    assert_eq!(reqs[2].rows, 50, "the second part's rows");
 }
 
 /// Two operations in their own zones, each with its own token: date strings in each

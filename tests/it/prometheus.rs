@@ -13,7 +13,8 @@ use std::process::{Command, Stdio};
 
 use crate::prom::{assert_success, tool};
 
-const RUNBOOK_BASE: &str = "https://github.com/wolkvox-exporter/wolkvox-exporter#runbook-";
+const RUNBOOK_BASE: &str =
+    "https://github.com/wolkvox-exporter/wolkvox-exporter/blob/main/docs/alerting.md#runbook-";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -178,8 +179,8 @@ fn tested_alerts(dir: &Path) -> BTreeMap<String, (bool, bool)> {
 fn every_alert_has_labels_annotations_a_runbook_and_tests() {
     let dir = prometheus_dir();
     let alerts_yml = read(&dir.join("rules").join("alerts.yml"));
-    let readme = read(&root().join("README.md"));
-    let anchors: BTreeSet<String> = readme
+    let alerting_doc = read(&root().join("docs").join("alerting.md"));
+    let anchors: BTreeSet<String> = alerting_doc
         .lines()
         .filter(|l| l.starts_with('#'))
         .map(|l| github_anchor(l.trim_start_matches('#')))
@@ -210,7 +211,7 @@ fn every_alert_has_labels_annotations_a_runbook_and_tests() {
         }
         if !anchors.contains(&format!("runbook-{lower}")) {
             problems.push(format!(
-                "{name}: README.md has no heading \"Runbook: {name}\" (anchor runbook-{lower})"
+                "{name}: docs/alerting.md has no heading \"Runbook: {name}\" (anchor runbook-{lower})"
             ));
         }
         match tested.get(name) {
@@ -237,12 +238,12 @@ fn every_alert_has_labels_annotations_a_runbook_and_tests() {
 }
 
 /// Every threshold is one literal, marked `# T: name` on its line in rules/alerts.yml, and
-/// listed in the thresholds table of README.md.
+/// listed in the thresholds table of docs/alerting.md.
 #[test]
 fn every_threshold_is_one_literal_and_in_the_readme_table() {
     let dir = prometheus_dir();
     let alerts_yml = read(&dir.join("rules").join("alerts.yml"));
-    let readme = read(&root().join("README.md"));
+    let alerting_doc = read(&root().join("docs").join("alerting.md"));
     let mut markers: BTreeMap<&str, usize> = BTreeMap::new();
     for name in alerts_yml
         .lines()
@@ -262,9 +263,9 @@ fn every_threshold_is_one_literal_and_in_the_readme_table() {
                 "threshold {name} is marked {count} times, not once"
             ));
         }
-        if !readme.contains(&format!("`{name}`")) {
+        if !alerting_doc.contains(&format!("`{name}`")) {
             problems.push(format!(
-                "threshold {name} is missing from the thresholds table in README.md"
+                "threshold {name} is missing from the thresholds table in docs/alerting.md"
             ));
         }
     }

@@ -1,0 +1,196 @@
+//! One operation's business aggregate: plain data, pure (no `prometheus` here). A part
+//! of a poll is applied to a copy and swapped in whole when it commits; the same values
+//! are saved in the state file, rendered at scrape time by [`crate::metrics`], and
+//! written as history by [`crate::backfill`].
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Limits;
+use crate::wolkvox::row::Reading;
+
+/// The value labels take past a cardinality limit.
+pub const OTHER: &str = "_other";
+
+/// `label` values of `wolkvox_label_overflow_total`, in [`Totals::overflow`] order.
+pub const OVERFLOW_LABELS: [&str; 3] = ["rp_id", "option", "dn_transfer"];
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    /// Per bucket (not cumulative); observations above the last bound are only in `count`.
+    pub buckets: Vec<u64>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn new(n: usize) -> Histogram {
+        Histogram {
+            buckets: vec![0; n],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    pub fn observe(&mut self, bounds: &[f64], v: f64) {
+        if let Some(i) = bounds.iter().position(|b| v <= *b)
+            && let Some(slot) = self.buckets.get_mut(i)
+        {
+            *slot += 1;
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingPoint {
+    /// By [`crate::wolkvox::row::Outcome::index`].
+    pub interactions: [u64; 3],
+    pub pulse: u64,
+    pub options: HashMap<String, u64>,
+    pub transfers: HashMap<String, u64>,
+    /// By [`crate::wolkvox::row::Outcome::index`].
+    pub durations: [Histogram; 3],
+}
+
+impl RoutingPoint {
+    pub fn new(buckets: usize) -> RoutingPoint {
+        RoutingPoint {
+            interactions: [0; 3],
+            pulse: 0,
+            options: HashMap::new(),
+            transfers: HashMap::new(),
+            durations: std::array::from_fn(|_| Histogram::new(buckets)),
+        }
+    }
+}
+
+/// `(rp_id, rp_name)`.
+pub type RpKey = (String, String);
+
+/// One operation's business totals: plain data, cheap to clone per cycle.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    pub rows: u64,
+    pub invalid_time: u64,
+    pub invalid_date: u64,
+    pub duplicates: u64,
+    /// By [`OVERFLOW_LABELS`].
+    pub overflow: [u64; 3],
+    pub routing_points: HashMap<RpKey, RoutingPoint>,
+}
+
+/// Counts a value in a capped map: past `limit` distinct keys, new ones go to `_other`.
+fn bump(map: &mut HashMap<String, u64>, key: &str, limit: usize) -> bool {
+    if let Some(v) = map.get_mut(key) {
+        *v += 1;
+        return false;
+    }
+    let folded = map.len() >= limit && key != OTHER;
+    let key = if folded { OTHER } else { key };
+    *map.entry(key.to_string()).or_insert(0) += 1;
+    folded
+}
+
+/// Looks a `(String, String)` key up by two `&str` without allocating: both forms hash
+/// and compare through this trait exactly as a tuple of two strings does. `apply` runs
+/// once per new row, and the routing point almost always exists already.
+trait KeyPair {
+    fn first(&self) -> &str;
+    fn second(&self) -> &str;
+}
+
+impl KeyPair for (String, String) {
+    fn first(&self) -> &str {
+        &self.0
+    }
+    fn second(&self) -> &str {
+        &self.1
+    }
+}
+
+impl KeyPair for (&str, &str) {
+    fn first(&self) -> &str {
+        self.0
+    }
+    fn second(&self) -> &str {
+        self.1
+    }
+}
+
+impl<'a> std::borrow::Borrow<dyn KeyPair + 'a> for (String, String) {
+    fn borrow(&self) -> &(dyn KeyPair + 'a) {
+        self
+    }
+}
+
+// As `(String, String)` derives it: each field's `str` hash in turn.
+impl std::hash::Hash for dyn KeyPair + '_ {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.first().hash(state);
+        self.second().hash(state);
+    }
+}
+
+impl PartialEq for dyn KeyPair + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.first() == other.first() && self.second() == other.second()
+    }
+}
+
+impl Eq for dyn KeyPair + '_ {}
+
+impl Totals {
+    /// Adds one new (not duplicate) row.
+    pub fn apply(&mut self, r: &Reading<'_>, limits: &Limits, bounds: &[f64]) {
+        self.rows += 1;
+        let mut probe: &dyn KeyPair = &(r.rp_id, r.rp_name);
+        if !self.routing_points.contains_key(probe) {
+            let key = if self.routing_points.len() < limits.routing_points {
+                (r.rp_id.to_string(), r.rp_name.to_string())
+            } else {
+                self.overflow[0] += 1;
+                probe = &(OTHER, OTHER);
+                (OTHER.to_string(), OTHER.to_string())
+            };
+            self.routing_points
+                .entry(key)
+                .or_insert_with(|| RoutingPoint::new(bounds.len()));
+        }
+        let Some(rp) = self.routing_points.get_mut(probe) else {
+            return; // just inserted: cannot happen
+        };
+        let o = r.outcome.index();
+        rp.interactions[o] += 1;
+        if let Some(opt) = &r.option {
+            if opt == "PULSE" {
+                rp.pulse += 1;
+            }
+            if bump(&mut rp.options, opt, limits.options_per_routing_point) {
+                self.overflow[1] += 1;
+            }
+        }
+        if let Some(t) = r.transfer
+            && bump(&mut rp.transfers, t, limits.transfers_per_routing_point)
+        {
+            self.overflow[2] += 1;
+        }
+        match r.duration {
+            Some(d) => rp.durations[o].observe(bounds, d),
+            None => self.invalid_time += 1,
+        }
+        if r.date.is_none() {
+            self.invalid_date += 1;
+        }
+    }
+
+    /// Sum of interactions over routing points and outcomes (equals `rows`).
+    pub fn interactions(&self) -> u64 {
+        self.routing_points
+            .values()
+            .map(|rp| rp.interactions.iter().sum::<u64>())
+            .sum()
+    }
+}
