@@ -262,7 +262,7 @@ fn direct_text_equals_the_encoder_output() {
 
     // The whole page, business families in among the registry's, as one registry
     // holding both would render it.
-    let whole = Metrics::new(bounds.clone(), ops.clone()).unwrap();
+    let whole = Metrics::without_process_series(bounds.clone(), ops.clone()).unwrap();
     whole
         .registry
         .register(Box::new(ProtoCollector::new(bounds.clone(), ops.clone())))
@@ -271,7 +271,7 @@ fn direct_text_equals_the_encoder_output() {
     TextEncoder::new()
         .encode(&whole.registry.gather(), &mut want)
         .unwrap();
-    let m = Metrics::new(bounds, ops).unwrap();
+    let m = Metrics::without_process_series(bounds, ops).unwrap();
     assert_eq!(m.render(), String::from_utf8(want).unwrap());
     assert_eq!(m.render(), m.render());
 }
@@ -303,4 +303,38 @@ fn renders_valid_text_with_known_series_at_zero() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
     }
+}
+
+/// The standard process series are on the page, with values a live process has.
+#[cfg(target_os = "linux")]
+#[test]
+fn renders_the_process_series() {
+    let m = Metrics::new(vec![5.0], vec![("acme".into(), shared(Totals::default()))]).unwrap();
+    let text = m.render();
+    let value = |name: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.split(' ').next() == Some(name))
+            .unwrap_or_else(|| panic!("missing {name}\n{text}"));
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "no TYPE for {name}"
+        );
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+    assert!(value("process_resident_memory_bytes") > 0.0);
+    assert!(value("process_virtual_memory_bytes") > 0.0);
+    assert!(value("process_open_fds") >= 1.0);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    // After 2020, and not in the future.
+    let start = value("process_start_time_seconds");
+    assert!(start > 1.6e9, "{start}");
+    assert!(
+        start <= jiff::Timestamp::now().as_second() as f64 + 1.0,
+        "{start}"
+    );
+    // Still every business family and exporter series.
+    assert!(text.contains("wolkvox_up{operation=\"acme\"} 0\n"));
+    assert!(text.contains("wolkvox_ivr_rows_total{operation=\"acme\"} 0\n"));
 }
