@@ -194,3 +194,79 @@ impl Totals {
             .sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wolkvox::row::{Field, RawRow};
+
+    fn row(rp: &str, opt: &str, dn: &str, result: &str, time: &str, date: &str) -> RawRow<'static> {
+        let f = |s: &str| Field(s.to_string().into());
+        RawRow {
+            rp_id: f(rp),
+            rp_name: f("Menú \"A\"\n"),
+            cod_opc_menu: f(opt),
+            dn_transfer: f(dn),
+            date: f(date),
+            result: f(result),
+            time: f(time),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn apply_counts_every_field() {
+        let limits = Limits::default();
+        let b = [5.0, 10.0];
+        let mut t = Totals::default();
+        for r in [
+            row("1", "PULSE", "", "ok", "3", "2026-11-27 10:00:00"),
+            row("1", "pulse", "3001", "hung up", "7", "2026-11-27 10:00:01"),
+            row("1", "2", "3001", "?", "x", "bad"),
+            row("", "", "", "ok", "11", "2026-11-27 10:00:02"),
+        ] {
+            t.apply(&r.read(), &limits, &b);
+        }
+        assert_eq!((t.rows, t.invalid_time, t.invalid_date), (4, 1, 1));
+        let rp = &t.routing_points[&("1".to_string(), "Menú \"A\"".to_string())];
+        assert_eq!(rp.interactions, [1, 1, 1]);
+        assert_eq!(rp.pulse, 2);
+        assert_eq!(rp.options["PULSE"], 2);
+        assert_eq!(rp.options["2"], 1);
+        assert_eq!(rp.transfers["3001"], 2);
+        assert_eq!(rp.durations[0].buckets, vec![1, 0]);
+        assert_eq!(rp.durations[1].buckets, vec![0, 1]);
+        assert_eq!(rp.durations[2].count, 0);
+        let unknown = &t.routing_points[&("unknown".to_string(), "Menú \"A\"".to_string())];
+        assert_eq!(unknown.durations[0].count, 1);
+        assert_eq!(unknown.durations[0].buckets, vec![0, 0]);
+        assert_eq!(t.interactions(), 4);
+    }
+
+    #[test]
+    fn limits_fold_new_values_into_other() {
+        let limits = Limits {
+            routing_points: 2,
+            options_per_routing_point: 1,
+            transfers_per_routing_point: 1,
+        };
+        let mut t = Totals::default();
+        for (rp, opt, dn) in [
+            ("1", "a", "x"),
+            ("2", "a", "x"),
+            ("3", "a", "x"),
+            ("1", "b", "y"),
+            ("1", "a", "x"),
+            ("4", "c", "z"),
+        ] {
+            t.apply(&row(rp, opt, dn, "ok", "1", "").read(), &limits, &[1.0]);
+        }
+        assert_eq!(t.routing_points.len(), 3);
+        let other = &t.routing_points[&(OTHER.to_string(), OTHER.to_string())];
+        assert_eq!(other.interactions[0], 2);
+        // `_other` routing point: its first option takes its one slot, the next folds.
+        assert_eq!(other.options.get("a"), Some(&1));
+        assert_eq!(other.options.get(OTHER), Some(&1));
+        assert_eq!(t.overflow, [2, 2, 2]);
+    }
+}
