@@ -23,7 +23,7 @@ use serde::Deserialize;
 use wolkvox_exporter::simulator::{RequestRecord, SimRow, Simulator};
 
 mod common;
-use common::{clock_ticks, get, metric_sum, mib, sample, start_exporter};
+use common::{clock_ticks, get, metric_sum, mib, sample, serve_simulator, start_exporter};
 
 const ZONE: &str = "America/Bogota";
 const ROUTING_POINTS: usize = 200;
@@ -183,17 +183,7 @@ async fn run() -> Result<(), String> {
     let from = now - SignedDuration::from_hours(23);
     let to = now - SignedDuration::from_mins(15);
     sim.add_rows("tok", rows(&zone, from, to, n));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let sim_url = format!(
-        "http://{}",
-        listener.local_addr().map_err(|e| e.to_string())?
-    );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(sim.clone().serve(listener, async move {
-        let _ = stop_rx.await;
-    }));
+    let (sim_url, stop_tx) = serve_simulator(&sim).await?;
 
     let dir = std::env::temp_dir().join(format!("wolkvox-catch-up-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;

@@ -27,7 +27,9 @@ use jiff::tz::TimeZone;
 use wolkvox_exporter::simulator::{Simulator, Traffic};
 
 mod common;
-use common::{clock_ticks, get, get_with, metric_sum, mib, sample, start_exporter};
+use common::{
+    clock_ticks, get, get_with, metric_sum, mib, sample, serve_simulator, start_exporter,
+};
 
 const ZONE: &str = "America/Bogota";
 
@@ -70,17 +72,7 @@ async fn run() -> Result<(), String> {
         traffic.calls_per_minute = calls_per_minute;
         sim.set_traffic(&format!("tok{i}"), traffic);
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let sim_url = format!(
-        "http://{}",
-        listener.local_addr().map_err(|e| e.to_string())?
-    );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(sim.clone().serve(listener, async move {
-        let _ = stop_rx.await;
-    }));
+    let (sim_url, stop_tx) = serve_simulator(&sim).await?;
 
     let dir = std::env::temp_dir().join(format!("wolkvox-scale-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;

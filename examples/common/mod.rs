@@ -121,3 +121,21 @@ pub fn metric_sum(text: &str, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Serves `sim` on a free loopback port; returns its URL and the sender that stops it.
+pub async fn serve_simulator(
+    sim: &wolkvox_exporter::simulator::Simulator,
+) -> Result<(String, tokio::sync::oneshot::Sender<()>), String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let sim_url = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(sim.clone().serve(listener, async move {
+        let _ = stop_rx.await;
+    }));
+    Ok((sim_url, stop_tx))
+}

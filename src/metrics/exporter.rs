@@ -176,15 +176,17 @@ impl OpMetrics {
         saved_at: jiff::Timestamp,
         requests_today: Option<u64>,
     ) {
-        for (code, n) in &c.api_requests {
+        {
             let mut codes = match self.codes.lock() {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            codes
-                .entry(code.clone())
-                .or_insert_with(|| self.api_requests.with_label_values(&[&self.name, code]))
-                .inc_by(*n);
+            for (code, n) in &c.api_requests {
+                codes
+                    .entry(code.clone())
+                    .or_insert_with(|| self.api_requests.with_label_values(&[&self.name, code]))
+                    .inc_by(*n);
+            }
         }
         for (r, counter) in Reason::ALL.iter().zip(&self.poll_errors) {
             if let Some(n) = c.poll_errors.get(r.label()) {
