@@ -23,7 +23,9 @@ use serde::Deserialize;
 use wolkvox_exporter::simulator::{RequestRecord, SimRow, Simulator};
 
 mod common;
-use common::{clock_ticks, get, metric_sum, mib, sample, serve_simulator, start_exporter};
+use common::{
+    clock_ticks, get_with, metric_sum, mib, sample, serve_simulator, start_exporter, terminate,
+};
 
 const ZONE: &str = "America/Bogota";
 const ROUTING_POINTS: usize = 200;
@@ -100,7 +102,7 @@ struct PlainEnvelope {
 /// Asks the simulator the same queries again and times a plain decode of each body.
 async fn plain_decode(sim_url: &str, reqs: &[RequestRecord]) -> Result<(f64, usize), String> {
     let client = reqwest::Client::new();
-    let (mut secs, mut rows) = (0.0, 0);
+    let (mut secs, mut rows, mut rows_before) = (0.0, 0, 0);
     for r in reqs.iter().filter(|r| r.status == 200) {
         let (Some(ini), Some(end)) = (&r.date_ini, &r.date_end) else {
             continue;
@@ -117,10 +119,18 @@ async fn plain_decode(sim_url: &str, reqs: &[RequestRecord]) -> Result<(f64, usi
             .bytes()
             .await
             .map_err(|e| e.to_string())?;
-        let t = Instant::now();
-        let env: PlainEnvelope = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-        secs += t.elapsed().as_secs_f64();
-        rows += env.data.len();
+        // The best of three: a steadier floor on a busy machine.
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let env: PlainEnvelope = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            best = best.min(t.elapsed().as_secs_f64());
+            if rows_before == rows {
+                rows += env.data.len();
+            }
+        }
+        secs += best;
+        rows_before = rows;
     }
     Ok((secs, rows))
 }
@@ -136,8 +146,14 @@ async fn wait_done(
 ) -> Result<(String, u64, usize), String> {
     let started = Instant::now();
     let (mut peak, mut parts, mut last_mark) = (0u64, 0usize, -1.0);
+    // Plain text and a few scrapes a second: the measurement should cost the exporter
+    // little of the CPU it measures.
+    let client = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .map_err(|e| e.to_string())?;
     loop {
-        let (_, text) = get(&format!("http://{addr}/metrics")).await?;
+        let (_, text) = get_with(&client, &format!("http://{addr}/metrics")).await?;
         let mark = metric_sum(&text, "wolkvox_last_window_end_timestamp_seconds");
         if mark != last_mark {
             if last_mark >= 0.0 {
@@ -156,7 +172,7 @@ async fn wait_done(
         if started.elapsed() > Duration::from_secs(600) {
             return Err("the catch-up took over 10 minutes".into());
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -205,7 +221,7 @@ async fn run() -> Result<(), String> {
             "kill -9 after {k} committed parts: {} report requests sent, {committed} rows committed",
             first_requests.len()
         );
-        let again = start_exporter(&bin, &config, &quiet)?;
+        let mut again = start_exporter(&bin, &config, &quiet)?;
         let (text, peak2, parts2) =
             wait_done(&again.addr, again.child.id(), n as f64, None).await?;
         let all = report_requests(&sim);
@@ -216,14 +232,15 @@ async fn run() -> Result<(), String> {
             metric_sum(&text, "wolkvox_ivr_rows_duplicate_total"),
             mib(peak2)
         );
-        drop(again);
+        terminate(&mut again);
     } else {
         let elapsed = started.elapsed();
         let (plain, plain_rows) = plain_decode(&sim_url, &first_requests).await?;
         println!(
-            "{n} rows: {} report requests, {parts} parts seen, rows counted {}, peak RSS {:.1} MiB, exporter CPU {cpu:.2} s, {:.1} s wall",
+            "{n} rows: {} report requests, {parts} parts seen, rows counted {}, identities remembered {}, peak RSS {:.1} MiB, exporter CPU {cpu:.2} s, {:.1} s wall",
             first_requests.len(),
             metric_sum(&text, "wolkvox_ivr_rows_total"),
+            metric_sum(&text, "wolkvox_ledger_rows"),
             mib(peak),
             elapsed.as_secs_f64()
         );
@@ -233,7 +250,9 @@ async fn run() -> Result<(), String> {
             cpu / plain
         );
     }
-    drop(exp);
+    if kill_after.is_none() {
+        terminate(&mut exp);
+    }
     let _ = stop_tx.send(());
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

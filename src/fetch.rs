@@ -191,6 +191,16 @@ impl<'a> Engine<'a> {
         range: Range,
         sink: &mut S,
     ) -> Result<Fetched, FetchError<S::Error>> {
+        let result = self.parts(range, sink).await;
+        self.client.release_spare();
+        result
+    }
+
+    async fn parts<S: Sink>(
+        &mut self,
+        range: Range,
+        sink: &mut S,
+    ) -> Result<Fetched, FetchError<S::Error>> {
         let mut done = Fetched::default();
         // Each query tagged with its 31-day part: only pieces of one part are joined.
         let mut queue: VecDeque<(usize, Query)> = window::plan(range, self.tz)
@@ -282,11 +292,15 @@ impl<'a> Engine<'a> {
             done.requests += 1;
             sink.requested(&attempt);
             let error = match attempt.result {
-                Ok(body) => match sink.take(&body, q) {
-                    Ok(taken) => return Ok(taken),
-                    Err(TakeError::Sink(e)) => return Err(FetchError::Sink(e)),
-                    Err(TakeError::Api(e)) => e,
-                },
+                Ok(body) => {
+                    let taken = sink.take(&body, q);
+                    self.client.recycle(body);
+                    match taken {
+                        Ok(taken) => return Ok(taken),
+                        Err(TakeError::Sink(e)) => return Err(FetchError::Sink(e)),
+                        Err(TakeError::Api(e)) => e,
+                    }
+                }
                 Err(e) => e,
             };
             failures += 1;

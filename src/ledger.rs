@@ -90,9 +90,23 @@ pub struct Seen {
     pub keep_until: DateTime,
 }
 
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default, PartialEq)]
 pub struct Ledger {
     seen: IdMap<Seen>,
+}
+
+impl Clone for Ledger {
+    fn clone(&self) -> Ledger {
+        Ledger {
+            seen: self.seen.clone(),
+        }
+    }
+
+    /// Into the same table when it is large enough: a catch-up copies the ledger after
+    /// every part, and a fresh table each time leaves the old ones to the allocator.
+    fn clone_from(&mut self, source: &Ledger) {
+        self.seen.clone_from(&source.seen);
+    }
 }
 
 /// The ledger's changes during one cycle, not yet committed.

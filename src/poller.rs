@@ -445,7 +445,7 @@ impl Sink for CycleSink<'_> {
                 source,
             });
         }
-        p.ledger = self.ledger.clone();
+        p.ledger.clone_from(&self.ledger);
         p.watermark = Some(through);
         *write_lock(&p.totals) = Arc::new(self.totals.clone());
         p.metrics.committed(through, saved_at, p.ledger.len());

@@ -139,3 +139,17 @@ pub async fn serve_simulator(
     }));
     Ok((sim_url, stop_tx))
 }
+
+/// Stops the exporter with SIGTERM, as a service manager would, and waits for it
+/// (profilers wrapped around it then get to write their output).
+pub fn terminate(p: &mut Proc) {
+    let pid = p.child.id().to_string();
+    if Command::new("kill").args(["-TERM", &pid]).status().is_ok() {
+        for _ in 0..100 {
+            if matches!(p.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -41,6 +41,10 @@ pub struct Client {
     /// Shared by every operation that uses the same token: the API counts per token.
     permits: Arc<Semaphore>,
     max_body: usize,
+    /// The buffer of the last answer, given back by [`Client::recycle`]: a catch-up reads
+    /// one 12 MB answer after another, and one buffer for all of them keeps the
+    /// allocator from growing a fresh one each time (and holding on to the old ones).
+    spare: Arc<std::sync::Mutex<Option<BytesMut>>>,
 }
 
 impl Client {
@@ -66,6 +70,7 @@ impl Client {
             customer_id,
             permits,
             max_body: MAX_BODY_BYTES,
+            spare: Arc::default(),
         })
     }
 
@@ -82,6 +87,30 @@ impl Client {
             op.poll.timeout,
             permits,
         )
+    }
+
+    /// Gives an answer's body back once it has been read, for the next answer.
+    pub fn recycle(&self, body: Bytes) {
+        if let Ok(buf) = body.try_into_mut()
+            && let Ok(mut spare) = self.spare.lock()
+        {
+            *spare = Some(buf);
+        }
+    }
+
+    /// Lets the kept buffer go, at the end of a fetch: a quiet poll needs no 12 MB.
+    pub fn release_spare(&self) {
+        if let Ok(mut spare) = self.spare.lock() {
+            *spare = None;
+        }
+    }
+
+    fn take_spare(&self) -> BytesMut {
+        self.spare
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .unwrap_or_default()
     }
 
     /// For tests of the size cap.
@@ -141,7 +170,8 @@ impl Client {
             }
         };
         let status = response.status().as_u16();
-        let body = read_capped(response, self.max_body).await;
+        let spare = self.take_spare();
+        let body = read_capped(response, self.max_body, spare).await;
         let result = match (status, body) {
             (_, Err(e)) => Err(e),
             (200, Ok(body)) => Ok(body),
@@ -185,7 +215,11 @@ fn transport(e: reqwest::Error) -> ApiError {
     error(reason, None, &detail)
 }
 
-async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Bytes, ApiError> {
+async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+    mut buf: BytesMut,
+) -> Result<Bytes, ApiError> {
     if response.content_length().is_some_and(|n| n > max as u64) {
         return Err(error(
             Reason::Other,
@@ -196,7 +230,8 @@ async fn read_capped(mut response: reqwest::Response, max: usize) -> Result<Byte
     // Sized from Content-Length when there is one: growing a 12 MB answer by doubling
     // leaves freed blocks of every size behind, which the allocator keeps.
     let expected = response.content_length().unwrap_or(0) as usize;
-    let mut buf = BytesMut::with_capacity(expected.min(max));
+    buf.clear();
+    buf.reserve(expected.min(max));
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
