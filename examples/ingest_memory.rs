@@ -113,7 +113,8 @@ fn measure(decoded_rows: bool) -> Result<(), String> {
         None,
         Duration::from_secs(60),
         Arc::new(tokio::sync::Semaphore::new(1)),
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let before = status_bytes("VmRSS:")?;
     let attempt = rt.block_on(client.fetch(&q));
     let body = attempt.result.map_err(|e| e.to_string())?;

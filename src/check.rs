@@ -75,7 +75,7 @@ const CHECK_POLICY: RetryPolicy = RetryPolicy {
 async fn check_operation(op: &Operation, now: Timestamp) -> (bool, String) {
     let client = match Client::for_operation(op, Arc::new(Semaphore::new(1))) {
         Ok(c) => c,
-        Err(e) => return (false, e),
+        Err(e) => return (false, e.to_string()),
     };
     let end = window::align_down(now, Duration::from_secs(60));
     let range = Range::new(end - SignedDuration::from_mins(10), end);
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn the_probe_follows_the_exporters_own_settings() {
-        let addr = |s: &str| crate::cli::listen_addr(s).unwrap();
+        let addr = |s: &str| crate::cli::ListenAddr::parse(s).unwrap().resolve().unwrap()[0];
         let plain = |url: &str| Probe {
             url: url.into(),
             insecure_skip_verify: false,

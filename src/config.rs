@@ -12,13 +12,83 @@ use serde::Deserialize;
 
 use crate::secret::Secret;
 
-/// The one error type of configuration: a single line, naming the file and key.
+/// Why a configuration cannot be used: one line naming the file (or the environment)
+/// and the key. Callers can match on the variant and read [`ConfigError::key`] and
+/// [`ConfigError::file`] instead of parsing the text.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+pub enum ConfigError {
+    /// The file could not be read at all.
+    #[error("{}: cannot read config file: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not YAML of the expected shape (unknown key, wrong type, syntax):
+    /// the parser's first line, with its position.
+    #[error("{}: {message}", path.display())]
+    Parse { path: PathBuf, message: String },
+    /// A key's value is wrong.
+    #[error("{origin}: {error}")]
+    Invalid { origin: Origin, error: InvalidKey },
+    /// Neither a file nor the environment says what to poll.
+    #[error(
+        "no configuration: pass --config FILE, or set WOLKVOX_SERVER and WOLKVOX_TOKEN (or WOLKVOX_TOKEN_FILE), or try --demo"
+    )]
+    Missing,
+}
 
-fn err(msg: impl Into<String>) -> ConfigError {
-    ConfigError(msg.into())
+impl ConfigError {
+    /// The key the error is about (`operations[0] (acme).timezone`), when there is one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { error, .. } => Some(&error.key),
+            _ => None,
+        }
+    }
+
+    /// The file the error is about; `None` for the environment.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            ConfigError::Read { path, .. } | ConfigError::Parse { path, .. } => Some(path),
+            ConfigError::Invalid {
+                origin: Origin::File(path),
+                ..
+            } => Some(path),
+            _ => None,
+        }
+    }
+}
+
+/// Where a configuration came from, as error messages name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    Environment,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::Environment => f.write_str("environment"),
+        }
+    }
+}
+
+/// One key with a bad value, before it is known which file it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct InvalidKey {
+    /// The key's path as the user wrote it: `poll.interval`, `operations[1].name`.
+    pub key: String,
+    pub message: String,
+}
+
+fn err(key: impl Into<String>, message: impl Into<String>) -> InvalidKey {
+    InvalidKey {
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 pub const DEFAULT_BUCKETS: [f64; 11] = [
@@ -177,19 +247,27 @@ pub type Warnings = Vec<String>;
 impl Config {
     /// Reads and validates a YAML config file.
     pub fn from_file(path: &Path, env: &dyn Env) -> Result<(Config, Warnings), ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| err(format!("{file}: cannot read config file: {e}")))?;
-        let raw = parse_yaml(&text).map_err(|e| err(format!("{file}: {e}")))?;
-        raw.validate(env).map_err(|e| err(format!("{file}: {e}")))
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let raw = parse_yaml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        raw.validate(env).map_err(|error| ConfigError::Invalid {
+            origin: Origin::File(path.to_path_buf()),
+            error,
+        })
     }
 
     /// One operation from `WOLKVOX_SERVER`, `WOLKVOX_TOKEN`/`WOLKVOX_TOKEN_FILE` and
     /// `WOLKVOX_TIMEZONE`, for running without a config file.
     pub fn from_env(env: &dyn Env) -> Result<(Config, Warnings), ConfigError> {
-        let server = env.var("WOLKVOX_SERVER").filter(|s| !s.is_empty()).ok_or_else(|| {
-            err("no configuration: pass --config FILE, or set WOLKVOX_SERVER and WOLKVOX_TOKEN (or WOLKVOX_TOKEN_FILE), or try --demo")
-        })?;
+        let server = env
+            .var("WOLKVOX_SERVER")
+            .filter(|s| !s.is_empty())
+            .ok_or(ConfigError::Missing)?;
         let mut op = RawOperation {
             name: "default".into(),
             server: Some(server),
@@ -204,8 +282,10 @@ impl Config {
             operations: vec![op],
             ..RawConfig::default()
         };
-        raw.validate(env)
-            .map_err(|e| err(format!("environment: {e}")))
+        raw.validate(env).map_err(|error| ConfigError::Invalid {
+            origin: Origin::Environment,
+            error,
+        })
     }
 }
 
@@ -218,19 +298,21 @@ pub fn parse_yaml(text: &str) -> Result<RawConfig, String> {
     })
 }
 
-pub fn parse_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
+pub fn parse_duration(key: &str, value: &str) -> Result<Duration, InvalidKey> {
     humantime::parse_duration(value.trim()).map_err(|e| {
-        err(format!(
-            "{key}: invalid duration {value:?} ({e}); use e.g. 90s, 5m, 1h 30m"
-        ))
+        err(
+            key,
+            format!("invalid duration {value:?} ({e}); use e.g. 90s, 5m, 1h 30m"),
+        )
     })
 }
 
 impl RawConfig {
-    pub fn validate(&self, env: &dyn Env) -> Result<(Config, Warnings), ConfigError> {
+    /// Checks every key; the error names the key, and the caller adds the file.
+    pub fn validate(&self, env: &dyn Env) -> Result<(Config, Warnings), InvalidKey> {
         let mut warnings = Vec::new();
         if self.operations.is_empty() {
-            return Err(err("operations: at least one operation is required"));
+            return Err(err("operations", "at least one operation is required"));
         }
         // Defaults are validated once on their own so an error names `poll.*`.
         let defaults = RawPoll::default().or(&self.poll);
@@ -240,10 +322,10 @@ impl RawConfig {
             let key = format!("operations[{i}]");
             let op = raw.validate(&key, &defaults, env, &mut warnings)?;
             if operations.iter().any(|o: &Operation| o.name == op.name) {
-                return Err(err(format!(
-                    "{key}.name: duplicate operation name {:?}",
-                    op.name
-                )));
+                return Err(err(
+                    format!("{key}.name"),
+                    format!("duplicate operation name {:?}", op.name),
+                ));
             }
             operations.push(op);
         }
@@ -285,36 +367,37 @@ impl RawConfig {
     }
 }
 
-fn positive(key: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+fn positive(key: &str, v: Option<usize>, default: usize) -> Result<usize, InvalidKey> {
     match v {
         None => Ok(default),
-        Some(0) => Err(err(format!("{key}: must be at least 1"))),
+        Some(0) => Err(err(key, "must be at least 1")),
         Some(n) => Ok(n),
     }
 }
 
-fn validate_buckets(b: &[f64]) -> Result<Vec<f64>, ConfigError> {
+fn validate_buckets(b: &[f64]) -> Result<Vec<f64>, InvalidKey> {
     let key = "duration_buckets";
     if b.is_empty() {
-        return Err(err(format!("{key}: at least one bucket is required")));
+        return Err(err(key, "at least one bucket is required"));
     }
     for (i, v) in b.iter().enumerate() {
         if !v.is_finite() || *v <= 0.0 {
-            return Err(err(format!(
-                "{key}[{i}]: {v} is not a positive number of seconds"
-            )));
+            return Err(err(
+                format!("{key}[{i}]"),
+                format!("{v} is not a positive number of seconds"),
+            ));
         }
         if i > 0 && *v <= b[i - 1] {
-            return Err(err(format!(
-                "{key}[{i}]: buckets must increase ({} then {v})",
-                b[i - 1]
-            )));
+            return Err(err(
+                format!("{key}[{i}]"),
+                format!("buckets must increase ({} then {v})", b[i - 1]),
+            ));
         }
     }
     Ok(b.to_vec())
 }
 
-fn validate_poll(key: &str, raw: &RawPoll) -> Result<Poll, ConfigError> {
+fn validate_poll(key: &str, raw: &RawPoll) -> Result<Poll, InvalidKey> {
     let d = Poll::default();
     let get = |name: &str, v: &Option<String>, default: Duration| match v {
         None => Ok(default),
@@ -328,10 +411,13 @@ fn validate_poll(key: &str, raw: &RawPoll) -> Result<Poll, ConfigError> {
         timeout: get("timeout", &raw.timeout, d.timeout)?,
     };
     if poll.interval < Duration::from_secs(1) || poll.interval.subsec_nanos() != 0 {
-        return Err(err(format!(
-            "{key}.interval: must be a whole number of seconds, at least 1s (got {:?})",
-            poll.interval
-        )));
+        return Err(err(
+            format!("{key}.interval"),
+            format!(
+                "must be a whole number of seconds, at least 1s (got {:?})",
+                poll.interval
+            ),
+        ));
     }
     for (name, v) in [
         ("delay", poll.delay),
@@ -339,13 +425,14 @@ fn validate_poll(key: &str, raw: &RawPoll) -> Result<Poll, ConfigError> {
         ("backfill", poll.backfill),
     ] {
         if v.subsec_nanos() != 0 {
-            return Err(err(format!(
-                "{key}.{name}: must be a whole number of seconds"
-            )));
+            return Err(err(
+                format!("{key}.{name}"),
+                "must be a whole number of seconds",
+            ));
         }
     }
     if poll.timeout.is_zero() {
-        return Err(err(format!("{key}.timeout: must be more than zero")));
+        return Err(err(format!("{key}.timeout"), "must be more than zero"));
     }
     Ok(poll)
 }
@@ -364,38 +451,45 @@ impl RawOperation {
         defaults: &RawPoll,
         env: &dyn Env,
         warnings: &mut Warnings,
-    ) -> Result<Operation, ConfigError> {
+    ) -> Result<Operation, InvalidKey> {
         if !valid_name(&self.name) {
-            return Err(err(format!(
-                "{key}.name: {:?} is not a valid operation name (use letters, digits, _ and -)",
-                self.name
-            )));
+            return Err(err(
+                format!("{key}.name"),
+                format!(
+                    "{:?} is not a valid operation name (use letters, digits, _ and -)",
+                    self.name
+                ),
+            ));
         }
         let key = format!("{key} ({})", self.name);
         let base_url = match (&self.server, &self.base_url) {
             (Some(_), Some(_)) => {
-                return Err(err(format!(
-                    "{key}: set either server or base_url, not both"
-                )));
+                return Err(err(key, "set either server or base_url, not both"));
             }
-            (None, None) => return Err(err(format!("{key}: server or base_url is required"))),
+            (None, None) => return Err(err(key, "server or base_url is required")),
             (Some(s), None) => {
                 let s = s.trim();
                 if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                    return Err(err(format!(
-                        "{key}.server: {s:?} is not a Wolkvox server name (e.g. \"0042\")"
-                    )));
+                    return Err(err(
+                        format!("{key}.server"),
+                        format!("{s:?} is not a Wolkvox server name (e.g. \"0042\")"),
+                    ));
                 }
                 Url::parse(&format!("https://wv{s}.wolkvox.com/"))
-                    .map_err(|e| err(format!("{key}.server: {e}")))?
+                    .map_err(|e| err(format!("{key}.server"), e.to_string()))?
             }
             (None, Some(u)) => {
-                let mut url = Url::parse(u.trim())
-                    .map_err(|e| err(format!("{key}.base_url: invalid URL {u:?} ({e})")))?;
+                let mut url = Url::parse(u.trim()).map_err(|e| {
+                    err(
+                        format!("{key}.base_url"),
+                        format!("invalid URL {u:?} ({e})"),
+                    )
+                })?;
                 if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-                    return Err(err(format!(
-                        "{key}.base_url: {u:?} must be an http or https URL with a host"
-                    )));
+                    return Err(err(
+                        format!("{key}.base_url"),
+                        format!("{u:?} must be an http or https URL with a host"),
+                    ));
                 }
                 if !url.path().ends_with('/') {
                     let p = format!("{}/", url.path());
@@ -410,17 +504,23 @@ impl RawOperation {
             .clone()
             .unwrap_or_else(|| DEFAULT_TIMEZONE.to_string());
         let zone = TimeZone::get(&zone_name).map_err(|_| {
-            err(format!(
-                "{key}.timezone: unknown time zone {zone_name:?} (use an IANA name such as America/Bogota)"
-            ))
+            err(
+                format!("{key}.timezone"),
+                format!(
+                    "unknown time zone {zone_name:?} (use an IANA name such as America/Bogota)"
+                ),
+            )
         })?;
         let max_concurrent_requests = match self.max_concurrent_requests {
             None => 1,
             Some(n @ 1..=2) => n as usize,
             Some(n) => {
-                return Err(err(format!(
-                    "{key}.max_concurrent_requests: must be 1 or 2 (got {n}); the API refuses a third simultaneous request per token"
-                )));
+                return Err(err(
+                    format!("{key}.max_concurrent_requests"),
+                    format!(
+                        "must be 1 or 2 (got {n}); the API refuses a third simultaneous request per token"
+                    ),
+                ));
             }
         };
         let poll = validate_poll(&format!("{key}.poll"), &self.poll.or(defaults))?;
@@ -446,23 +546,21 @@ impl RawOperation {
         key: &str,
         env: &dyn Env,
         warnings: &mut Warnings,
-    ) -> Result<Secret, ConfigError> {
+    ) -> Result<Secret, InvalidKey> {
         let set = [
             self.token.is_some(),
             self.token_file.is_some(),
             self.token_env.is_some(),
         ];
         if set.iter().filter(|s| **s).count() > 1 {
-            return Err(err(format!(
-                "{key}: set only one of token, token_file and token_env"
-            )));
+            return Err(err(key, "set only one of token, token_file and token_env"));
         }
         let value = if let Some(path) = &self.token_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                err(format!(
-                    "{key}.token_file: cannot read {}: {e}",
-                    path.display()
-                ))
+                err(
+                    format!("{key}.token_file"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
             })?;
             if world_readable(path) {
                 warnings.push(format!(
@@ -472,34 +570,42 @@ impl RawOperation {
             }
             (
                 text.trim().to_string(),
-                format!("{key}.token_file: {} is empty", path.display()),
+                err(
+                    format!("{key}.token_file"),
+                    format!("{} is empty", path.display()),
+                ),
             )
         } else if let Some(var) = &self.token_env {
             let v = env.var(var).ok_or_else(|| {
-                err(format!(
-                    "{key}.token_env: environment variable {var} is not set"
-                ))
+                err(
+                    format!("{key}.token_env"),
+                    format!("environment variable {var} is not set"),
+                )
             })?;
             (
                 v.trim().to_string(),
-                format!("{key}.token_env: environment variable {var} is empty"),
+                err(
+                    format!("{key}.token_env"),
+                    format!("environment variable {var} is empty"),
+                ),
             )
         } else if let Some(t) = &self.token {
             warnings.push(format!(
                 "{key}.token: the token is written in the config file; prefer token_file or token_env"
             ));
-            (t.trim().to_string(), format!("{key}.token: is empty"))
+            (
+                t.trim().to_string(),
+                err(format!("{key}.token"), "is empty"),
+            )
         } else {
-            return Err(err(format!(
-                "{key}: no token: set token_file, token_env or token"
-            )));
+            return Err(err(key, "no token: set token_file, token_env or token"));
         };
-        let (token, empty_msg) = value;
+        let (token, empty) = value;
         if token.is_empty() {
-            return Err(err(empty_msg));
+            return Err(empty);
         }
         if token.chars().any(|c| c.is_control()) {
-            return Err(err(format!("{key}: the token contains control characters")));
+            return Err(err(key, "the token contains control characters"));
         }
         Ok(Secret::new(token))
     }
@@ -531,7 +637,7 @@ mod tests {
 
     fn load(yaml: &str, e: &HashMap<String, String>) -> Result<Config, String> {
         let raw = parse_yaml(yaml)?;
-        raw.validate(e).map(|(c, _)| c).map_err(|e| e.0)
+        raw.validate(e).map(|(c, _)| c).map_err(|e| e.to_string())
     }
 
     const GOOD: &str = "operations:\n  - name: acme\n    server: \"0042\"\n    token_env: T\n";
@@ -644,11 +750,49 @@ mod tests {
         assert_eq!(c.operations[0].zone_name, "America/Santiago");
         let e = Config::from_env(&env(&[("WOLKVOX_SERVER", "0042")])).unwrap_err();
         assert_eq!(
-            e.0,
+            e.to_string(),
             "environment: operations[0] (default).token_env: environment variable WOLKVOX_TOKEN is not set"
         );
+        assert_eq!(e.key(), Some("operations[0] (default).token_env"));
+        assert_eq!(e.file(), None);
         let e = Config::from_env(&env(&[])).unwrap_err();
-        assert!(e.0.starts_with("no configuration"));
+        assert!(matches!(e, ConfigError::Missing));
+        assert!(e.to_string().starts_with("no configuration"));
+    }
+
+    #[test]
+    fn file_errors_name_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        let e = Config::from_file(&path, &env(&[])).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+        assert_eq!(e.file(), Some(path.as_path()));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: cannot read config file: No such file or directory (os error 2)",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "operations: [\n").unwrap();
+        let e = Config::from_file(&path, &env(&[])).unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{e:?}");
+        assert_eq!(e.key(), None);
+        std::fs::write(
+            &path,
+            GOOD.replace("token_env: T", "token_env: T\n    timezone: Mars/Base"),
+        )
+        .unwrap();
+        let e = Config::from_file(&path, &env(&[("T", "tok")])).unwrap_err();
+        assert_eq!(e.key(), Some("operations[0] (acme).timezone"));
+        assert_eq!(e.file(), Some(path.as_path()));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: operations[0] (acme).timezone: unknown time zone \"Mars/Base\" (use an IANA name such as America/Bogota)",
+                path.display()
+            )
+        );
     }
 
     #[test]

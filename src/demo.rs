@@ -39,19 +39,35 @@ pub fn poll() -> Poll {
     }
 }
 
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("demo: cannot start the simulator: {0}")]
+    Simulator(#[source] std::io::Error),
+    /// The system has no zone data for one of the demo's operations.
+    #[error("demo: {zone}: {source}")]
+    Zone { zone: String, source: jiff::Error },
+    /// Boxed: the `url` crate's error is not re-exported by reqwest.
+    #[error("demo: {0}")]
+    Url(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// Starts the simulator and returns its address and a config pointing at it.
 pub async fn start(
     state_dir: std::path::PathBuf,
     shutdown: tokio::sync::watch::Receiver<bool>,
-) -> Result<(std::net::SocketAddr, Config), String> {
+) -> Result<(std::net::SocketAddr, Config), DemoError> {
     let sim = Simulator::new();
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
-        .map_err(|e| format!("demo: cannot start the simulator: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| format!("demo: {e}"))?;
+        .map_err(DemoError::Simulator)?;
+    let addr = listener.local_addr().map_err(DemoError::Simulator)?;
     let mut operations = Vec::new();
     for (i, (name, token, zone, cpm, format)) in TENANTS.into_iter().enumerate() {
-        let tz = TimeZone::get(zone).map_err(|e| format!("demo: {zone}: {e}"))?;
+        let tz = TimeZone::get(zone).map_err(|source| DemoError::Zone {
+            zone: zone.to_string(),
+            source,
+        })?;
         sim.add_tenant(token, tz.clone());
         sim.set_traffic(
             token,
@@ -64,8 +80,8 @@ pub async fn start(
         );
         // Now and then a gateway error or a maintenance answer, as the real service has.
         sim.set_random_faults(token, 0.02, 7 + i as u64);
-        let base_url =
-            reqwest::Url::parse(&format!("http://{addr}/")).map_err(|e| format!("demo: {e}"))?;
+        let base_url = reqwest::Url::parse(&format!("http://{addr}/"))
+            .map_err(|e| DemoError::Url(e.into()))?;
         operations.push(Operation {
             name: name.to_string(),
             base_url,

@@ -1,8 +1,9 @@
 //! wolkvox-exporter: polls the Wolkvox "IVR call detail" report (`diagram_1`) window by
 //! window, counts every row exactly once, and serves the totals to Prometheus.
 //!
-//! [`start`] takes a validated [`config::Config`] and a bound listener and returns a
-//! handle; the binary and the tests drive the same code.
+//! The binary is [`cli::Settings::from_cli`] then [`execute`]; the exporter itself is
+//! [`run`], which takes a validated [`config::Config`], a bound listener and a shutdown
+//! future, so the binary and the tests drive the same code.
 #![forbid(unsafe_code)]
 
 pub mod backfill;
@@ -28,6 +29,8 @@ pub mod wolkvox;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,10 +38,244 @@ use jiff::Timestamp;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+use crate::cli::{ListenAddr, Serve, Settings, SettingsError, Source};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::poller::Poller;
-use crate::wolkvox::client::Client;
+use crate::poller::{Poller, RestoreError};
+use crate::state::StateError;
+use crate::wolkvox::client::{Client, ClientError};
+
+/// Whatever stops the binary: each knows its exit code, and prints as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// `backfill` words its own failures and picks their exit codes.
+    #[error("{0}")]
+    Backfill(backfill::Failure),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl Error {
+    /// 2 for input that cannot be used (the contract's "bad config, missing token,
+    /// unknown zone, port in use"); a healthcheck's and a backfill's own otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Settings(e) => e.exit_code(),
+            Error::Backfill(f) => f.exit_code(),
+            Error::Start(_) | Error::Runtime(_) => 2,
+        }
+    }
+
+    /// The line for stderr: `wolkvox-exporter: {self}`, except that a healthcheck
+    /// speaks as `healthcheck:`, as its probe's other answers do.
+    pub fn report(&self) -> String {
+        match self {
+            Error::Settings(e @ SettingsError::Healthcheck(_)) => e.to_string(),
+            e => format!("wolkvox-exporter: {e}"),
+        }
+    }
+}
+
+/// Why [`run`] (or [`serve`], which binds first) could not start. Each names the file,
+/// key or flag; [`run`] returns one before it serves anything.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("state_dir: cannot create {}: {source}", path.display())]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `--state.reset` could not rename the old state out of the way.
+    #[error("{}: cannot move state aside: {source}", path.display())]
+    MoveAside {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Restore(#[from] RestoreError),
+    #[error("operations ({operation}): {source}")]
+    Client {
+        operation: String,
+        source: ClientError,
+    },
+    #[error(transparent)]
+    Metrics(#[from] prometheus::Error),
+    #[error("--web.listen-address: cannot resolve {addr}: {source}")]
+    Resolve {
+        addr: ListenAddr,
+        source: std::io::Error,
+    },
+    #[error("--web.listen-address: cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Demo(#[from] demo::DemoError),
+}
+
+/// Acts on validated settings; `Ok` holds the exit code of a command that reports its
+/// own outcome (`check`, `healthcheck`).
+pub fn execute(settings: Settings) -> Result<ExitCode, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    match settings {
+        Settings::Serve(s) => {
+            runtime.block_on(serve(*s, shutdown_signal()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Settings::Check { config, warnings } => {
+            for w in warnings {
+                println!("warning: {w}");
+            }
+            Ok(runtime.block_on(check::check(&config)))
+        }
+        Settings::Healthcheck(probe) => Ok(runtime.block_on(check::healthcheck(&probe))),
+        Settings::Backfill {
+            config,
+            from,
+            to,
+            output,
+            operation,
+        } => {
+            runtime
+                .block_on(backfill::command(
+                    &config,
+                    &from,
+                    &to,
+                    &output,
+                    operation.as_deref(),
+                ))
+                .map_err(Error::Backfill)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The binary's run: starts the demo's simulator when asked, binds, says where it
+/// listens, and [`run`]s until `shutdown`.
+pub async fn serve(s: Serve, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    for w in &s.warnings {
+        tracing::warn!("{w}");
+    }
+    let scheme = if s.web.as_ref().is_some_and(|w| w.current().tls_enabled()) {
+        "https"
+    } else {
+        "http"
+    };
+    // Stops the demo's simulator after the exporter.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let is_demo = matches!(s.source, Source::Demo { .. });
+    let (config, demo_dir) = match s.source {
+        Source::Config(c) => (c, None),
+        Source::Demo {
+            state_dir,
+            temporary,
+        } => {
+            let (sim, c) = demo::start(state_dir.clone(), stop_rx).await?;
+            tracing::info!(simulator = %format!("http://{sim}/"), "demo: simulated Wolkvox started");
+            (c, temporary.then_some(state_dir))
+        }
+    };
+    if let Some((shard, all)) = s.shard {
+        tracing::info!(shard = %format!("{}/{}", shard.index, shard.count), operations = config.operations.len(), of = all, "sharded");
+    }
+    let (listener, addr) = bind(&s.listen).await?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(address = %bound, operations = config.operations.len(), tls = scheme == "https", "listening");
+    if is_demo {
+        let shown = shown_address(bound);
+        eprintln!(
+            "\n  wolkvox-exporter demo is running: open {scheme}://{shown}/  (metrics at {scheme}://{shown}{})\n",
+            s.telemetry_path
+        );
+    }
+    let options = RunOptions {
+        telemetry_path: s.telemetry_path,
+        web: s.web,
+        state_reset: s.state_reset,
+    };
+    let result = run(config, listener, options, async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    if let Some(d) = demo_dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    result
+}
+
+/// Binds the first of the address's resolved socket addresses that can be bound;
+/// returns the listener and the address it was bound to.
+pub async fn bind(addr: &ListenAddr) -> Result<(TcpListener, std::net::SocketAddr), StartError> {
+    let candidates = match &addr.host {
+        cli::ListenHost::Name(name) => tokio::net::lookup_host((name.as_str(), addr.port))
+            .await
+            .map(|all| {
+                let mut all: Vec<_> = all.collect();
+                // IPv4 first, as Go's listener picks it.
+                all.sort_by_key(|a| a.is_ipv6());
+                all
+            }),
+        _ => addr.resolve(),
+    }
+    .map_err(|source| StartError::Resolve {
+        addr: addr.clone(),
+        source,
+    })?;
+    let mut last = None;
+    for a in candidates {
+        match TcpListener::bind(a).await {
+            Ok(l) => return Ok((l, a)),
+            Err(source) => last = Some(StartError::Listen { addr: a, source }),
+        }
+    }
+    Err(last.unwrap_or_else(|| StartError::Resolve {
+        addr: addr.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address found"),
+    }))
+}
+
+/// The address to show a person: every interface reads as `localhost`.
+fn shown_address(bound: std::net::SocketAddr) -> String {
+    if bound.ip().is_unspecified() {
+        format!("localhost:{}", bound.port())
+    } else {
+        bound.to_string()
+    }
+}
+
+/// SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
 
 /// Settings of one run that are not part of the config file.
 #[derive(Debug, Clone)]
@@ -57,13 +294,11 @@ pub async fn run(
     listener: TcpListener,
     options: RunOptions,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), String> {
+) -> Result<(), StartError> {
     let now = Timestamp::now();
-    std::fs::create_dir_all(&config.state_dir).map_err(|e| {
-        format!(
-            "state_dir: cannot create {}: {e}",
-            config.state_dir.display()
-        )
+    std::fs::create_dir_all(&config.state_dir).map_err(|source| StartError::StateDir {
+        path: config.state_dir.clone(),
+        source,
     })?;
     warn_about_orphan_state(&config);
 
@@ -89,7 +324,7 @@ pub async fn run(
                     tracing::warn!(operation = %op.name, moved_to = %aside.display(), "state reset: old state moved aside")
                 }
                 Ok(None) => {}
-                Err(e) => return Err(format!("{}: cannot move state aside: {e}", path.display())),
+                Err(source) => return Err(StartError::MoveAside { path, source }),
             }
         }
         saved.push(state::load(&path)?);
@@ -102,8 +337,7 @@ pub async fn run(
         .iter()
         .map(|op| (op.name.clone(), metrics::SharedTotals::default()))
         .collect();
-    let metrics =
-        Arc::new(Metrics::new(config.buckets.clone(), totals.clone()).map_err(|e| e.to_string())?);
+    let metrics = Arc::new(Metrics::new(config.buckets.clone(), totals.clone())?);
     let mut pollers = Vec::new();
     let mut statuses = Vec::new();
     for ((op, saved), (_, shared)) in config.operations.iter().zip(saved).zip(totals) {
@@ -111,8 +345,11 @@ pub async fn run(
             .get(op.token.expose())
             .cloned()
             .unwrap_or_else(|| Arc::new(Semaphore::new(1)));
-        let client = Client::for_operation(op, token_permits)
-            .map_err(|e| format!("operations ({}): {e}", op.name))?;
+        let client =
+            Client::for_operation(op, token_permits).map_err(|source| StartError::Client {
+                operation: op.name.clone(),
+                source,
+            })?;
         let restored = saved.is_some();
         let p = Poller::new(
             op.clone(),

@@ -52,6 +52,26 @@ impl CycleError {
     }
 }
 
+/// Why a saved state cannot be continued by this configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// Mixing observations made with other bucket bounds would make every quantile wrong.
+    #[error(
+        "{}: saved histograms use buckets {saved:?} but duration_buckets is now {configured:?}; restore the old buckets, or start with --state.reset to begin the counters again",
+        path.display()
+    )]
+    Buckets {
+        path: PathBuf,
+        saved: Vec<f64>,
+        configured: Vec<f64>,
+    },
+    #[error("{}: {source}", path.display())]
+    Ledger {
+        path: PathBuf,
+        source: state::BadIdentity,
+    },
+}
+
 pub struct Poller {
     pub op: Operation,
     client: Client,
@@ -85,7 +105,7 @@ impl Poller {
         saved: Option<OpState>,
         shared: SharedTotals,
         now: Timestamp,
-    ) -> Result<Poller, String> {
+    ) -> Result<Poller, RestoreError> {
         let name = op.name.clone();
         let path = state::path(state_dir, &name);
         let mut totals = Totals::default();
@@ -95,15 +115,17 @@ impl Poller {
         let (mut requests_day, mut requests_today) = (None, 0);
         if let Some(s) = saved {
             if s.buckets != bounds {
-                return Err(format!(
-                    "{}: saved histograms use buckets {:?} but duration_buckets is now {:?}; restore the old buckets, or start with --state.reset to begin the counters again",
-                    path.display(),
-                    s.buckets,
-                    bounds
-                ));
+                return Err(RestoreError::Buckets {
+                    path,
+                    saved: s.buckets,
+                    configured: bounds,
+                });
             }
-            ledger = state::ledger_from_entries(&s.ledger)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            ledger =
+                state::ledger_from_entries(&s.ledger).map_err(|source| RestoreError::Ledger {
+                    path: path.clone(),
+                    source,
+                })?;
             origin = s.origin;
             watermark = s.watermark;
             requests_day = s.requests_day;

@@ -110,11 +110,40 @@ pub fn ledger_entries(l: &Ledger) -> Vec<(String, u32, DateTime)> {
     v
 }
 
-pub fn ledger_from_entries(entries: &[(String, u32, DateTime)]) -> Result<Ledger, String> {
+/// A saved state that cannot be used: one line naming the file, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{}: cannot read state file: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Not JSON, or not the shape of [`OpState`] (a torn or hand-edited file).
+    #[error(
+        "{}: state file is unreadable ({source}); move it aside or start with --state.reset",
+        path.display()
+    )]
+    Unreadable {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    /// Written by a newer exporter: reading it could lose what that one added.
+    #[error(
+        "{}: state file version {version} is newer than this exporter understands ({VERSION}); upgrade, or start with --state.reset",
+        path.display()
+    )]
+    TooNew { path: PathBuf, version: u32 },
+}
+
+/// A remembered identity that is not 32 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ledger: bad identity {0:?}")]
+pub struct BadIdentity(pub String);
+
+pub fn ledger_from_entries(entries: &[(String, u32, DateTime)]) -> Result<Ledger, BadIdentity> {
     let mut out = Vec::with_capacity(entries.len());
     for (hex, count, keep_until) in entries {
-        let id =
-            RowId::from_str_radix(hex, 16).map_err(|_| format!("ledger: bad identity {hex:?}"))?;
+        let id = RowId::from_str_radix(hex, 16).map_err(|_| BadIdentity(hex.clone()))?;
         out.push((
             id,
             Seen {
@@ -149,35 +178,34 @@ pub fn save(path: &Path, state: &OpState) -> std::io::Result<u64> {
 }
 
 /// Reads a saved state. `Ok(None)` when there is none yet.
-pub fn load(path: &Path) -> Result<Option<OpState>, String> {
+pub fn load(path: &Path) -> Result<Option<OpState>, StateError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: cannot read state file: {e}", path.display())),
+        Err(source) => {
+            return Err(StateError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let unreadable = |source| StateError::Unreadable {
+        path: path.to_path_buf(),
+        source,
     };
     #[derive(Deserialize)]
     struct Header {
         version: u32,
     }
-    let header: Header = serde_json::from_slice(&bytes).map_err(|e| {
-        format!(
-            "{}: state file is unreadable ({e}); move it aside or start with --state.reset",
-            path.display()
-        )
-    })?;
+    // The version first: a newer layout must be refused as such, not as garbage.
+    let header: Header = serde_json::from_slice(&bytes).map_err(unreadable)?;
     if header.version > VERSION {
-        return Err(format!(
-            "{}: state file version {} is newer than this exporter understands ({VERSION}); upgrade, or start with --state.reset",
-            path.display(),
-            header.version
-        ));
+        return Err(StateError::TooNew {
+            path: path.to_path_buf(),
+            version: header.version,
+        });
     }
-    let state: OpState = serde_json::from_slice(&bytes).map_err(|e| {
-        format!(
-            "{}: state file is unreadable ({e}); move it aside or start with --state.reset",
-            path.display()
-        )
-    })?;
+    let state: OpState = serde_json::from_slice(&bytes).map_err(unreadable)?;
     Ok(Some(state))
 }
 
@@ -251,6 +279,8 @@ mod tests {
         assert_eq!(load(&p).unwrap(), None);
         fs::write(&p, b"{not json").unwrap();
         let e = load(&p).unwrap_err();
+        assert!(matches!(e, StateError::Unreadable { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(
             e.contains("acme.json: state file is unreadable") && e.contains("--state.reset"),
             "{e}"
@@ -258,7 +288,23 @@ mod tests {
         let mut newer = serde_json::to_value(sample()).unwrap();
         newer["version"] = 99.into();
         fs::write(&p, newer.to_string()).unwrap();
-        assert!(load(&p).unwrap_err().contains("version 99 is newer"));
+        assert_eq!(
+            load(&p).unwrap_err().to_string(),
+            format!(
+                "{}: state file version 99 is newer than this exporter understands (1); upgrade, or start with --state.reset",
+                p.display()
+            )
+        );
+        assert_eq!(
+            ledger_from_entries(&[(
+                "xyz".into(),
+                1,
+                jiff::civil::date(2026, 1, 1).at(0, 0, 0, 0)
+            )])
+            .unwrap_err()
+            .to_string(),
+            "ledger: bad identity \"xyz\""
+        );
         let aside = move_aside(&p, "2026-01-01T00:00:00Z".parse().unwrap())
             .unwrap()
             .unwrap();

@@ -31,6 +31,18 @@ impl Attempt {
     }
 }
 
+/// Why a client cannot be built for an operation.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The TLS back end could not be set up.
+    #[error("cannot build the HTTP client: {0}")]
+    Build(#[source] reqwest::Error),
+    /// The API paths cannot be joined to the base URL (one that cannot be a base).
+    /// Boxed: the `url` crate's error is not re-exported by reqwest.
+    #[error("base URL: {0}")]
+    BaseUrl(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
@@ -54,14 +66,14 @@ impl Client {
         customer_id: Option<String>,
         timeout: Duration,
         permits: Arc<Semaphore>,
-    ) -> Result<Client, String> {
+    ) -> Result<Client, ClientError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("wolkvox-exporter/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let join = |p: &str| base_url.join(p).map_err(|e| format!("base URL: {e}"));
+            .map_err(ClientError::Build)?;
+        let join = |p: &str| base_url.join(p).map_err(|e| ClientError::BaseUrl(e.into()));
         Ok(Client {
             http,
             report_url: join("api/v2/reports_manager.php")?,
@@ -79,7 +91,7 @@ impl Client {
     pub fn for_operation(
         op: &crate::config::Operation,
         permits: Arc<Semaphore>,
-    ) -> Result<Client, String> {
+    ) -> Result<Client, ClientError> {
         Client::new(
             &op.base_url,
             op.token.clone(),

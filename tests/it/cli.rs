@@ -344,3 +344,34 @@ async fn healthcheck_and_sigterm() {
         .unwrap();
     assert_eq!(bad.code(), Some(1));
 }
+
+/// `--web.listen-address` takes a host name as the exporter-toolkit does: `localhost`
+/// binds loopback (IPv4 first), and the exporter answers there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_address_takes_a_host_name() {
+    let sim = Sim::start().await;
+    sim.sim.add_tenant("tok", tz("America/Bogota"));
+    let dir = tempdir();
+    let yaml = config(
+        &sim,
+        dir.path(),
+        &[Op {
+            name: "acme",
+            token: "tok",
+            zone: "America/Bogota",
+            extra: "",
+        }],
+        "backfill: 1h",
+    );
+    let exp = Exporter::start(dir.path(), &yaml, &["--web.listen-address", "localhost:0"]);
+    assert_eq!(exp.addr.ip().to_string(), "127.0.0.1", "{}", exp.log());
+    let (status, body) = exp.get("/-/healthy").await;
+    assert_eq!((status, body.as_str()), (200, "OK\n"));
+    let s = exp
+        .wait_for(20, "a cycle", |s| s.sum("wolkvox_up", &[]) == 1.0)
+        .await;
+    assert_eq!(
+        s.sum("wolkvox_ivr_rows_total", &[("operation", "acme")]),
+        0.0
+    );
+}

@@ -117,14 +117,16 @@ impl Exporter {
         Exporter::spawn(&[&["--config", cfg.to_str().expect("utf-8 path")], args].concat())
     }
 
+    /// Starts the binary with `args`, on a free loopback port unless they name one.
     pub fn spawn(args: &[&str]) -> Exporter {
+        let listen: &[&str] = if args.contains(&"--web.listen-address") {
+            &[]
+        } else {
+            &["--web.listen-address", "127.0.0.1:0"]
+        };
         let mut child = Command::new(BIN)
-            .args([
-                "--web.listen-address",
-                "127.0.0.1:0",
-                "--log.level",
-                "debug",
-            ])
+            .args(listen)
+            .args(["--log.level", "debug"])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
