@@ -1,0 +1,177 @@
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load(yaml: &str, e: &HashMap<String, String>) -> Result<Config, String> {
+    let raw = parse_yaml(yaml)?;
+    raw.validate(e).map(|(c, _)| c).map_err(|e| e.to_string())
+}
+
+const GOOD: &str = "operations:\n  - name: acme\n    server: \"0042\"\n    token_env: T\n";
+
+#[test]
+fn minimal_config_takes_the_documented_defaults() {
+    let c = load(GOOD, &env(&[("T", "tok")])).unwrap();
+    let op = &c.operations[0];
+    assert_eq!(op.base_url.as_str(), "https://wv0042.wolkvox.com/");
+    assert_eq!(op.zone_name, "America/Bogota");
+    assert_eq!(op.max_concurrent_requests, 1);
+    assert_eq!(op.poll, Poll::default());
+    assert_eq!(op.token.expose(), "tok");
+    assert_eq!(c.buckets, DEFAULT_BUCKETS.to_vec());
+    assert_eq!(c.limits, Limits::default());
+    assert_eq!(c.state_dir, PathBuf::from("data"));
+}
+
+#[test]
+fn operation_poll_overrides_only_its_keys() {
+    let yaml = "poll: {interval: 10s, settle: 1m}\noperations:\n  - name: a\n    base_url: http://127.0.0.1:9/x\n    token: t\n    poll: {interval: 2s}\n";
+    let c = load(yaml, &env(&[])).unwrap();
+    let p = c.operations[0].poll;
+    assert_eq!(p.interval, Duration::from_secs(2));
+    assert_eq!(p.settle, Duration::from_secs(60));
+    assert_eq!(p.delay, Duration::from_secs(120));
+    assert_eq!(c.operations[0].base_url.as_str(), "http://127.0.0.1:9/x/");
+}
+
+#[test]
+fn broken_configs_name_the_key() {
+    let e = env(&[("T", "tok")]);
+    let cases: &[(&str, &str)] = &[
+        (
+            "operations:\n  - name: a\n    server: \"1\"\n    token: t\n    bogus: 1\n",
+            "unknown field `bogus`",
+        ),
+        ("operations: []\n", "operations: at least one operation"),
+        (
+            "operations:\n  - name: a b\n    server: \"1\"\n    token: t\n",
+            "operations[0].name",
+        ),
+        (
+            "operations:\n  - name: a\n    server: \"1\"\n    token: t\n    timezone: Mars/Base\n",
+            "operations[0] (a).timezone: unknown time zone \"Mars/Base\"",
+        ),
+        (
+            "operations:\n  - name: a\n    server: \"1\"\n    token: t\n    poll: {interval: 5 parsecs}\n",
+            "operations[0] (a).poll.interval: invalid duration",
+        ),
+        (
+            "poll: {interval: 500ms}\noperations:\n  - name: a\n    server: \"1\"\n    token: t\n",
+            "poll.interval: must be a whole number of seconds",
+        ),
+        (
+            "operations:\n  - name: a\n    server: \"1\"\n    token_env: NOPE\n",
+            "operations[0] (a).token_env: environment variable NOPE is not set",
+        ),
+        (
+            "operations:\n  - name: a\n    server: \"1\"\n    token: t\n  - name: a\n    server: \"2\"\n    token: t\n",
+            "operations[1].name: duplicate operation name \"a\"",
+        ),
+        (
+            "operations:\n  - name: a\n    server: \"1\"\n    token: t\n    max_concurrent_requests: 3\n",
+            "max_concurrent_requests: must be 1 or 2 (got 3)",
+        ),
+        (
+            "duration_buckets: [5, 3]\noperations:\n  - name: a\n    server: \"1\"\n    token: t\n",
+            "duration_buckets[1]: buckets must increase",
+        ),
+        (
+            "operations:\n  - name: a\n    base_url: \"ftp://x\"\n    token: t\n",
+            "base_url: \"ftp://x\" must be an http or https URL",
+        ),
+        (
+            "operations:\n  - name: a\n    base_url: \"::\"\n    token: t\n",
+            "base_url: invalid URL",
+        ),
+        (
+            "operations:\n  - name: a\n    server: \"1\"\n",
+            "operations[0] (a): no token",
+        ),
+        (
+            "operations:\n  - name: a\n    token: t\n",
+            "server or base_url is required",
+        ),
+        ("operations: [\n", "unclosed bracket"),
+        (
+            "limits: {routing_points: 0}\noperations:\n  - name: a\n    server: \"1\"\n    token: t\n",
+            "limits.routing_points: must be at least 1",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let got = load(yaml, &e).expect_err(yaml);
+        assert!(got.contains(want), "{yaml:?}: got {got:?}, want {want:?}");
+        assert!(!got.contains('\n'), "one line: {got:?}");
+    }
+}
+
+#[test]
+fn environment_mode() {
+    let c = Config::from_env(&env(&[
+        ("WOLKVOX_SERVER", "0042"),
+        ("WOLKVOX_TOKEN", "x"),
+        ("WOLKVOX_TIMEZONE", "America/Santiago"),
+    ]))
+    .unwrap()
+    .0;
+    assert_eq!(c.operations[0].name, "default");
+    assert_eq!(c.operations[0].zone_name, "America/Santiago");
+    let e = Config::from_env(&env(&[("WOLKVOX_SERVER", "0042")])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "environment: operations[0] (default).token_env: environment variable WOLKVOX_TOKEN is not set"
+    );
+    assert_eq!(e.key(), Some("operations[0] (default).token_env"));
+    assert_eq!(e.file(), None);
+    let e = Config::from_env(&env(&[])).unwrap_err();
+    assert!(matches!(e, ConfigError::Missing));
+    assert!(e.to_string().starts_with("no configuration"));
+}
+
+#[test]
+fn file_errors_name_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    let e = Config::from_file(&path, &env(&[])).unwrap_err();
+    assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+    assert_eq!(e.file(), Some(path.as_path()));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: cannot read config file: No such file or directory (os error 2)",
+            path.display()
+        )
+    );
+    std::fs::write(&path, "operations: [\n").unwrap();
+    let e = Config::from_file(&path, &env(&[])).unwrap_err();
+    assert!(matches!(e, ConfigError::Parse { .. }), "{e:?}");
+    assert_eq!(e.key(), None);
+    std::fs::write(
+        &path,
+        GOOD.replace("token_env: T", "token_env: T\n    timezone: Mars/Base"),
+    )
+    .unwrap();
+    let e = Config::from_file(&path, &env(&[("T", "tok")])).unwrap_err();
+    assert_eq!(e.key(), Some("operations[0] (acme).timezone"));
+    assert_eq!(e.file(), Some(path.as_path()));
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: operations[0] (acme).timezone: unknown time zone \"Mars/Base\" (use an IANA name such as America/Bogota)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn inline_token_warns_and_never_echoes_it() {
+    let raw =
+        parse_yaml("operations:\n  - name: a\n    server: \"1\"\n    token: s3cr3t\n").unwrap();
+    let (_, w) = raw.validate(&env(&[])).unwrap();
+    assert_eq!(w.len(), 1);
+    assert!(!w[0].contains("s3cr3t"));
+}

@@ -1,0 +1,240 @@
+//! The lean decoder behind [`super::ingest`]: an answer read straight into [`Item`]s,
+//! with each row's label values stored once in a table ([`Interner`]).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+use jiff::civil::DateTime;
+use serde::Deserialize;
+use serde::de::{Deserializer, SeqAccess, Visitor};
+
+use super::{check_code, decode_error, keep_until};
+use crate::config::Limits;
+use crate::ledger::{Batch, IdHasherBuilder, RowId};
+use crate::totals::Totals;
+use crate::window::Query;
+use crate::wolkvox::ApiError;
+use crate::wolkvox::row::{Field, MAX_LABEL_LEN, Outcome, RawRow, Reading, without_bom};
+
+/// One row of an answer, as [`super::ingest`] keeps it until it is applied.
+#[derive(Debug)]
+pub(super) struct Item {
+    id: RowId,
+    pub(super) date: Option<DateTime>,
+    duration: Option<f64>,
+    /// Index into [`Answer::labels`].
+    labels: u32,
+    outcome: Outcome,
+}
+
+/// A row's label values, as [`RawRow::read`] gives them.
+#[derive(Debug, PartialEq)]
+struct Labels {
+    rp_id: String,
+    rp_name: String,
+    option: Option<String>,
+    transfer: Option<String>,
+}
+
+/// A decoded answer: the envelope's code and message, and its rows as [`Item`]s.
+#[derive(Debug, Default)]
+pub(super) struct Answer {
+    pub(super) items: Vec<Item>,
+    labels: Vec<Labels>,
+}
+
+/// The envelope, exactly as [`crate::wolkvox::row::Envelope`] reads it, with the rows
+/// read as they are decoded.
+#[derive(Deserialize)]
+struct LeanEnvelope<'a> {
+    #[serde(default, deserialize_with = "crate::wolkvox::row::code")]
+    code: Option<i64>,
+    #[serde(default, borrow)]
+    msg: Option<Field<'a>>,
+    #[serde(default)]
+    data: Option<Answer>,
+}
+
+impl Answer {
+    pub(super) fn decode(body: &[u8]) -> Result<Answer, ApiError> {
+        let body = without_bom(body);
+        // From bytes: strings are checked as UTF-8 as they are read, which saves the
+        // whole pass `str::from_utf8` would make first. As `row::decode`, invalid UTF-8
+        // is then replaced rather than refused.
+        let env: LeanEnvelope<'_> = match serde_json::from_slice(body) {
+            Ok(env) => env,
+            Err(e) if std::str::from_utf8(body).is_ok() => {
+                return Err(decode_error(e.to_string()));
+            }
+            Err(_) => {
+                let text = String::from_utf8_lossy(body).into_owned();
+                let env: LeanEnvelope<'_> =
+                    serde_json::from_str(&text).map_err(|e| decode_error(e.to_string()))?;
+                return Answer::from_envelope(env);
+            }
+        };
+        Answer::from_envelope(env)
+    }
+
+    fn from_envelope(env: LeanEnvelope<'_>) -> Result<Answer, ApiError> {
+        if check_code(env.code, env.msg.as_ref())? {
+            Ok(env.data.unwrap_or_default())
+        } else {
+            Ok(Answer::default())
+        }
+    }
+
+    pub(super) fn apply(
+        &self,
+        items: &[Item],
+        q: &Query,
+        batch: &mut Batch<'_>,
+        next: &mut Totals,
+        limits: &Limits,
+        bounds: &[f64],
+    ) -> usize {
+        let mut fresh = Vec::with_capacity(items.len());
+        let dated_in_order = items
+            .windows(2)
+            .all(|w| w[0].date.is_some() && w[0].date <= w[1].date);
+        if dated_in_order {
+            // Copies share their date: count them second by second.
+            for run in items.chunk_by(|a, b| a.date == b.date) {
+                batch.observe_into(
+                    run.iter().map(|i| (i.id, keep_until(i.date, q))),
+                    &mut fresh,
+                );
+            }
+        } else {
+            batch.observe_into(
+                items.iter().map(|i| (i.id, keep_until(i.date, q))),
+                &mut fresh,
+            );
+        }
+        let mut new = 0;
+        for (item, is_new) in items.iter().zip(fresh) {
+            if !is_new {
+                next.duplicates += 1;
+                continue;
+            }
+            let Some(l) = self.labels.get(item.labels as usize) else {
+                continue; // every index comes from the table: cannot happen
+            };
+            let reading = Reading {
+                rp_id: &l.rp_id,
+                rp_name: &l.rp_name,
+                outcome: item.outcome,
+                option: l.option.as_deref().map(Cow::Borrowed),
+                transfer: l.transfer.as_deref(),
+                duration: item.duration,
+                date: item.date,
+            };
+            next.apply(&reading, limits, bounds);
+            new += 1;
+        }
+        new
+    }
+}
+
+/// Finds a row's label values in the answer's table, adding them when new. An answer
+/// has a few dozen distinct ones, so each is stored once.
+#[derive(Default)]
+struct Interner {
+    /// Hash of the values to the first table index with that hash; collisions chain.
+    first: HashMap<u64, u32, IdHasherBuilder>,
+    chain: Vec<u32>,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Interner {
+    fn hash(r: &Reading<'_>) -> u64 {
+        // Label values are capped at 128 bytes, so the four fit on the stack, and one
+        // call hashes them (the streaming hasher costs more to set up than to run).
+        let mut buf = [0u8; 4 * (8 + MAX_LABEL_LEN)];
+        let mut at = 0;
+        for part in [
+            Some(r.rp_id),
+            Some(r.rp_name),
+            r.option.as_deref(),
+            r.transfer,
+        ] {
+            let (len, bytes) = match part {
+                Some(s) => (s.len() as u64, s.as_bytes()),
+                None => (u64::MAX, &b""[..]),
+            };
+            let end = at + 8 + bytes.len();
+            if let Some(dst) = buf.get_mut(at..end) {
+                dst[..8].copy_from_slice(&len.to_le_bytes());
+                dst[8..].copy_from_slice(bytes);
+            }
+            at = end.min(buf.len());
+        }
+        xxhash_rust::xxh3::xxh3_64(&buf[..at])
+    }
+
+    fn index(&mut self, table: &mut Vec<Labels>, r: &Reading<'_>) -> u32 {
+        let hash = Interner::hash(r);
+        let same = |l: &Labels| {
+            l.rp_id == r.rp_id
+                && l.rp_name == r.rp_name
+                && l.option.as_deref() == r.option.as_deref()
+                && l.transfer.as_deref() == r.transfer
+        };
+        let mut at = self.first.get(&hash).copied().unwrap_or(NONE);
+        let mut tail = NONE;
+        while at != NONE {
+            if table.get(at as usize).is_some_and(same) {
+                return at;
+            }
+            tail = at;
+            at = self.chain.get(at as usize).copied().unwrap_or(NONE);
+        }
+        let i = u32::try_from(table.len()).unwrap_or(NONE - 1);
+        table.push(Labels {
+            rp_id: r.rp_id.to_string(),
+            rp_name: r.rp_name.to_string(),
+            option: r.option.as_deref().map(str::to_string),
+            transfer: r.transfer.map(str::to_string),
+        });
+        self.chain.push(NONE);
+        match self.chain.get_mut(tail as usize) {
+            Some(link) => *link = i,
+            None => {
+                self.first.insert(hash, i);
+            }
+        }
+        i
+    }
+}
+
+impl<'de> Deserialize<'de> for Answer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Answer;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Answer, A::Error> {
+                let mut answer = Answer::default();
+                let mut interner = Interner::default();
+                // Each row lives only while it is read: identity, reading, labels.
+                while let Some(row) = seq.next_element::<RawRow<'de>>()? {
+                    let r = row.read();
+                    let labels = interner.index(&mut answer.labels, &r);
+                    answer.items.push(Item {
+                        id: row.identity(),
+                        date: r.date,
+                        duration: r.duration,
+                        labels,
+                        outcome: r.outcome,
+                    });
+                }
+                Ok(answer)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
