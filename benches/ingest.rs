@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use serde::Deserialize;
+use wolkvox_exporter::calls::{CallKey, Calls};
 use wolkvox_exporter::config::{DEFAULT_BUCKETS, Limits};
 use wolkvox_exporter::ingest::{ingest, rows_of};
 use wolkvox_exporter::ledger::Ledger;
@@ -74,7 +75,16 @@ fn bench(c: &mut Criterion) {
             let ledger = Ledger::new();
             let mut batch = ledger.begin();
             let mut totals = Totals::default();
-            let got = ingest(&body, &q, &tz, &mut batch, &mut totals, &limits, &bounds);
+            let got = ingest(
+                &body,
+                &q,
+                &tz,
+                &mut batch,
+                &mut totals,
+                &mut Calls::with_key(CallKey::from_u128(1)),
+                &limits,
+                &bounds,
+            );
             (got.is_ok(), totals.rows)
         })
     });

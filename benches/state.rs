@@ -54,6 +54,7 @@ fn bench(c: &mut Criterion) {
             state_save_failures: 0,
             requests_day: None,
             requests_today: 0,
+            calls: Default::default(),
         };
         let path = state::path(dir.path(), &format!("acme{remembered}"));
         let s = snapshot();

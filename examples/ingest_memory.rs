@@ -22,6 +22,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use wolkvox_exporter::calls::{CallKey, Calls};
 use wolkvox_exporter::config::{DEFAULT_BUCKETS, Limits};
 use wolkvox_exporter::ingest::{Ingested, apply_rows, ingest, rows_of};
 use wolkvox_exporter::ledger::Ledger;
@@ -129,6 +130,7 @@ fn measure(decoded_rows: bool) -> Result<(), String> {
             &q,
             &mut batch,
             &mut totals,
+            &mut Calls::with_key(CallKey::from_u128(1)),
             &Limits::default(),
             &DEFAULT_BUCKETS,
         );
@@ -144,6 +146,7 @@ fn measure(decoded_rows: bool) -> Result<(), String> {
             &tz,
             &mut batch,
             &mut totals,
+            &mut Calls::with_key(CallKey::from_u128(1)),
             &Limits::default(),
             &DEFAULT_BUCKETS,
         )

@@ -28,6 +28,18 @@ const TENANTS: [(&str, &str, &str, f64, DateFormat); 2] = [
     ),
 ];
 
+/// Calls show within a minute: a call closes 20 s after its latest row; the simulator's
+/// self-service options.
+fn demo_calls() -> crate::config::CallsConfig {
+    crate::config::CallsConfig {
+        close_after: std::time::Duration::from_secs(20),
+        self_service: crate::calls::SelfService {
+            options: ["SALDO".to_string(), "HORARIOS".to_string()].into(),
+            transfers: Default::default(),
+        },
+    }
+}
+
 /// Short windows so data shows within seconds; an hour of history on start.
 pub fn poll() -> Poll {
     Poll {
@@ -91,6 +103,7 @@ pub async fn start(
             customer_id: None,
             max_concurrent_requests: 1,
             poll: poll(),
+            calls: demo_calls(),
         });
     }
     let mut stop = shutdown;

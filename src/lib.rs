@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backfill;
+pub mod calls;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -99,6 +100,8 @@ pub enum StartError {
     State(#[from] StateError),
     #[error(transparent)]
     Restore(#[from] RestoreError),
+    #[error(transparent)]
+    CallKey(#[from] calls::key::KeyError),
     #[error("operations ({operation}): {source}")]
     Client {
         operation: String,
@@ -315,6 +318,15 @@ pub async fn run(
         permits.insert(token, Arc::new(Semaphore::new(max)));
     }
 
+    let key_path = config.state_dir.join(calls::key::FILE);
+    if options.state_reset {
+        // A fresh start needs no old key, and a broken key must not stop it.
+        state::move_aside(&key_path, now).map_err(|source| StartError::MoveAside {
+            path: key_path.clone(),
+            source,
+        })?;
+    }
+    let call_key = calls::CallKey::load_or_create(&config.state_dir)?;
     let mut saved = Vec::new();
     for op in &config.operations {
         let path = state::path(&config.state_dir, &op.name);
@@ -360,6 +372,7 @@ pub async fn run(
             &config.state_dir,
             saved,
             shared,
+            call_key,
             now,
         )?;
         if restored {

@@ -11,6 +11,8 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
+use crate::calls::saved::{BadCallId, SavedCalls};
+use crate::calls::{CallKey, CallRules, Calls};
 use crate::config::{Limits, Operation};
 use crate::fetch::{self, Engine, FetchError, Fetched, Jitter, RetryPolicy, Sink, TakeError};
 use crate::ingest::{Ingested, ingest};
@@ -70,6 +72,8 @@ pub enum RestoreError {
         path: PathBuf,
         source: state::BadIdentity,
     },
+    #[error("{}: {source}", path.display())]
+    Calls { path: PathBuf, source: BadCallId },
 }
 
 pub struct Poller {
@@ -80,6 +84,8 @@ pub struct Poller {
     /// What `/metrics` shows: replaced whole on each commit.
     totals: SharedTotals,
     ledger: Ledger,
+    /// Open calls and recently closed ids, as of the watermark.
+    calls: Calls,
     origin: Timestamp,
     pub watermark: Option<Timestamp>,
     metrics: OpMetrics,
@@ -104,12 +110,18 @@ impl Poller {
         state_dir: &std::path::Path,
         saved: Option<OpState>,
         shared: SharedTotals,
+        key: CallKey,
         now: Timestamp,
     ) -> Result<Poller, RestoreError> {
         let name = op.name.clone();
         let path = state::path(state_dir, &name);
         let mut totals = Totals::default();
         let mut ledger = Ledger::new();
+        let rules = Arc::new(CallRules {
+            key,
+            self_service: op.calls.self_service.clone(),
+        });
+        let mut calls = Calls::new(Arc::clone(&rules));
         let mut origin = window::origin(now, &op.poll);
         let mut watermark = None;
         let (mut requests_day, mut requests_today) = (None, 0);
@@ -123,6 +135,13 @@ impl Poller {
             }
             ledger =
                 state::ledger_from_entries(&s.ledger).map_err(|source| RestoreError::Ledger {
+                    path: path.clone(),
+                    source,
+                })?;
+            calls = s
+                .calls
+                .restore(rules)
+                .map_err(|source| RestoreError::Calls {
                     path: path.clone(),
                     source,
                 })?;
@@ -163,6 +182,7 @@ impl Poller {
             bounds,
             totals: shared,
             ledger,
+            calls,
             origin,
             watermark,
             metrics,
@@ -323,7 +343,13 @@ impl Poller {
         window::cycle_range(later, Some(w), self.origin, poll).map_or(w, |r| r.start)
     }
 
-    fn snapshot(&self, watermark: Option<Timestamp>, totals: &Totals, ledger: &Ledger) -> OpState {
+    fn snapshot(
+        &self,
+        watermark: Option<Timestamp>,
+        totals: &Totals,
+        ledger: &Ledger,
+        calls: &Calls,
+    ) -> OpState {
         let c = self.metrics.counters();
         let (requests_day, requests_today) = self.requests();
         OpState {
@@ -341,6 +367,7 @@ impl Poller {
             state_save_failures: c.state_save_failures,
             requests_day,
             requests_today,
+            calls: SavedCalls::from(calls),
         }
     }
 
@@ -353,7 +380,7 @@ impl Poller {
 
     async fn save_current(&self) -> std::io::Result<u64> {
         let totals = read_totals(&self.totals);
-        let snapshot = self.snapshot(self.watermark, &totals, &self.ledger);
+        let snapshot = self.snapshot(self.watermark, &totals, &self.ledger, &self.calls);
         self.save(snapshot).await
     }
 
@@ -402,16 +429,19 @@ struct CycleSink<'p> {
     poller: &'p mut Poller,
     totals: Totals,
     ledger: Ledger,
+    calls: Calls,
 }
 
 impl<'p> CycleSink<'p> {
     fn new(poller: &'p mut Poller) -> CycleSink<'p> {
         let totals = (*read_totals(&poller.totals)).clone();
         let ledger = poller.ledger.clone();
+        let calls = poller.calls.clone();
         CycleSink {
             poller,
             totals,
             ledger,
+            calls,
         }
     }
 }
@@ -428,6 +458,7 @@ impl Sink for CycleSink<'_> {
             &p.op.zone,
             &mut batch,
             &mut self.totals,
+            &mut self.calls,
             &p.limits,
             &p.bounds,
         )
@@ -455,9 +486,27 @@ impl Sink for CycleSink<'_> {
         let p = &mut *self.poller;
         // Forget what no later query can return: this cycle's next parts start at
         // `through`, the next cycle at `through - settle` (or the origin).
+        let next_start = p.next_start(through);
         self.ledger
-            .forget_before(window::wall_floor(p.next_start(through), &p.op.zone));
-        let snapshot = p.snapshot(Some(through), &self.totals, &self.ledger);
+            .forget_before(window::wall_floor(next_start, &p.op.zone));
+        // Calls whose latest row the watermark has passed by `close_after` are counted;
+        // a closed id is kept while a row within `close_after` of its latest row can
+        // still be asked for.
+        let close_after =
+            SignedDuration::try_from(p.op.calls.close_after).unwrap_or(SignedDuration::MAX);
+        let closed = self.calls.close(
+            window::wall_floor(
+                through.saturating_sub(close_after).unwrap_or(through),
+                &p.op.zone,
+            ),
+            window::wall_floor(
+                next_start.saturating_sub(close_after).unwrap_or(next_start),
+                &p.op.zone,
+            ),
+            &mut self.totals,
+            &p.bounds,
+        );
+        let snapshot = p.snapshot(Some(through), &self.totals, &self.ledger, &self.calls);
         let saved_at = snapshot.saved_at;
         if let Err(source) = p.save(snapshot).await {
             p.metrics.state_save_failed();
@@ -468,6 +517,7 @@ impl Sink for CycleSink<'_> {
             });
         }
         p.ledger.clone_from(&self.ledger);
+        p.calls.clone_from(&self.calls);
         p.watermark = Some(through);
         *write_lock(&p.totals) = Arc::new(self.totals.clone());
         p.metrics.committed(through, saved_at, p.ledger.len());
@@ -477,7 +527,7 @@ impl Sink for CycleSink<'_> {
         };
         st.watermark = p.watermark;
         st.ledger_rows = p.ledger.len();
-        tracing::debug!(operation = %p.op.name, watermark = %through, rows = self.totals.rows, "part committed");
+        tracing::debug!(operation = %p.op.name, watermark = %through, rows = self.totals.rows, calls_closed = closed, calls_open = p.calls.open_len(), "part committed");
         Ok(())
     }
 

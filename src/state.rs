@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use jiff::civil::DateTime;
 use serde::{Deserialize, Serialize};
 
+use crate::calls::saved::{SavedCallTotals, SavedCalls};
 use crate::ledger::{Ledger, RowId, Seen};
 use crate::totals::{RoutingPoint, Totals};
 
@@ -41,6 +42,9 @@ pub struct OpState {
     pub requests_day: Option<jiff::civil::Date>,
     #[serde(default)]
     pub requests_today: u64,
+    /// Open calls and recently closed ids (keyed hashes only).
+    #[serde(default)]
+    pub calls: SavedCalls,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -51,6 +55,8 @@ pub struct SavedTotals {
     pub duplicates: u64,
     pub overflow: [u64; 3],
     pub routing_points: Vec<SavedRoutingPoint>,
+    #[serde(default)]
+    pub calls: SavedCallTotals,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +86,7 @@ impl From<&Totals> for SavedTotals {
             duplicates: t.duplicates,
             overflow: t.overflow,
             routing_points,
+            calls: SavedCallTotals::from(&t.calls),
         }
     }
 }
@@ -97,6 +104,7 @@ impl From<SavedTotals> for Totals {
                 .into_iter()
                 .map(|r| ((r.rp_id, r.rp_name), r.totals))
                 .collect(),
+            calls: s.calls.into(),
         }
     }
 }
@@ -255,6 +263,7 @@ mod tests {
             state_save_failures: 0,
             requests_day: None,
             requests_today: 0,
+            calls: Default::default(),
         }
     }
 

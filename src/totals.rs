@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::calls::CallTotals;
 use crate::config::Limits;
 use crate::wolkvox::row::Reading;
 
@@ -80,6 +81,8 @@ pub struct Totals {
     /// By [`OVERFLOW_LABELS`].
     pub overflow: [u64; 3],
     pub routing_points: HashMap<RpKey, RoutingPoint>,
+    /// Closed calls, late and call-less rows.
+    pub calls: CallTotals,
 }
 
 /// Counts a value in a capped map: past `limit` distinct keys, new ones go to `_other`.

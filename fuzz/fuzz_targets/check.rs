@@ -5,6 +5,7 @@
 //! the stable proptest run (`tests/it/fuzz.rs`), so both check the same things.
 
 use jiff::tz::TimeZone;
+use wolkvox_exporter::calls::{CallKey, Calls};
 use wolkvox_exporter::config::Limits;
 use wolkvox_exporter::ingest::{Ingested, apply_rows, ingest, rows_of};
 use wolkvox_exporter::ledger::Ledger;
@@ -97,10 +98,29 @@ pub fn agrees(data: &[u8]) {
     let (fast_ledger, simple_ledger) = (Ledger::new(), Ledger::new());
     let (mut fast_batch, mut simple_batch) = (fast_ledger.begin(), simple_ledger.begin());
     let (mut fast, mut simple) = (Totals::default(), Totals::default());
+    let key = CallKey::from_u128(1);
+    let (mut fast_calls, mut simple_calls) = (Calls::with_key(key), Calls::with_key(key));
     for _ in 0..2 {
-        let got = ingest(data, &q, &tz, &mut fast_batch, &mut fast, &LIMITS, &bounds);
+        let got = ingest(
+            data,
+            &q,
+            &tz,
+            &mut fast_batch,
+            &mut fast,
+            &mut fast_calls,
+            &LIMITS,
+            &bounds,
+        );
         let want = rows_of(data).map(|rows| {
-            apply_rows(&rows, &q, &mut simple_batch, &mut simple, &LIMITS, &bounds);
+            apply_rows(
+                &rows,
+                &q,
+                &mut simple_batch,
+                &mut simple,
+                &mut simple_calls,
+                &LIMITS,
+                &bounds,
+            );
             rows.len()
         });
         match (got, want) {
@@ -113,6 +133,7 @@ pub fn agrees(data: &[u8]) {
         }
     }
     assert_eq!(fast, simple);
+    assert_eq!(fast_calls, simple_calls);
     let (mut a, mut b) = (fast_ledger.clone(), simple_ledger.clone());
     a.commit(fast_batch.into_changes());
     b.commit(simple_batch.into_changes());

@@ -215,6 +215,8 @@ pub async fn run(
         ))
     };
     let mut jitter = Jitter::new(now.as_nanosecond() as u64);
+    // Nothing of a backfill is kept: its calls need a key for this run only.
+    let call_key = crate::calls::CallKey::random().map_err(|e| Failure::Run(e.to_string()))?;
     let mut windows_before = 0;
     for (op, range, windows) in plans {
         summary.operations.push(op.name.clone());
@@ -224,7 +226,7 @@ pub async fn run(
         // running exporter may be using the same token.
         let client = Client::for_operation(op, Arc::new(Semaphore::new(1)))
             .map_err(|e| Failure::Run(format!("operation {}: {e}", op.name)))?;
-        let mut run = OpRun::new(op, config.limits, &config.buckets, windows);
+        let mut run = OpRun::new(op, config.limits, &config.buckets, windows, call_key);
         run.start(&mut output.writers).map_err(io_fail)?;
         let mut sink = BackfillSink::new(
             &mut run,

@@ -137,6 +137,12 @@ impl Renderer {
         )
     }
 
+    /// The next window end to write, when it is at or before `t`.
+    pub fn next_end(&self, t: Timestamp) -> Option<Timestamp> {
+        let end = self.windows.end_of(self.last);
+        (self.last < self.windows.to && end <= t).then_some(end)
+    }
+
     /// Writes every window end up to and including `t`, with `totals` as they are now
     /// (the caller has applied exactly the rows dated before each of those ends).
     pub fn emit_through<W: Write>(

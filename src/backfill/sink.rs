@@ -14,6 +14,9 @@ use super::dates::{Windows, row_instant};
 use super::openmetrics::Renderer;
 use super::progress::Progress;
 use super::span::{TARGET_ROWS, TARGET_ROWS_ORDERED};
+use std::sync::Arc;
+
+use crate::calls::{CallKey, CallRules, Calls};
 use crate::config::{Limits, Operation};
 use crate::fetch::{Sink, TakeError};
 use crate::ingest::{Ingested, ROW_CAP, apply_rows, continuation, rows_of};
@@ -32,6 +35,7 @@ pub(super) struct OpRun<'a> {
     windows: Windows,
     totals: Totals,
     ledger: Ledger,
+    calls: Calls,
     renderer: Renderer,
 }
 
@@ -42,8 +46,14 @@ impl<'a> OpRun<'a> {
         limits: Limits,
         bounds: &'a [f64],
         windows: Windows,
+        key: CallKey,
     ) -> OpRun<'a> {
+        let rules = CallRules {
+            key,
+            self_service: op.calls.self_service.clone(),
+        };
         OpRun {
+            calls: Calls::new(Arc::new(rules)),
             op,
             limits,
             bounds,
@@ -128,9 +138,15 @@ impl<'a> OpRun<'a> {
                 j += 1;
             }
             // Window ends before this group's window are complete: write them first.
-            self.renderer
-                .emit_through(&self.totals, end - SignedDuration::from_secs(1), out)
-                .map_err(TakeError::Sink)?;
+            emit_through(
+                &mut self.renderer,
+                &mut self.calls,
+                &mut self.totals,
+                (self.op, self.bounds),
+                end - SignedDuration::from_secs(1),
+                out,
+            )
+            .map_err(TakeError::Sink)?;
             // One call per window keeps the multiset rule: a row's copies share its
             // date, hence its window.
             new += apply_rows(
@@ -138,6 +154,7 @@ impl<'a> OpRun<'a> {
                 q,
                 &mut batch,
                 &mut self.totals,
+                &mut self.calls,
                 &self.limits,
                 self.bounds,
             );
@@ -165,7 +182,14 @@ impl<'a> OpRun<'a> {
 
     /// Every row before `through` is in: writes the window ends up to it.
     fn commit<W: Write>(&mut self, through: Timestamp, out: &mut [W]) -> io::Result<()> {
-        self.renderer.emit_through(&self.totals, through, out)?;
+        emit_through(
+            &mut self.renderer,
+            &mut self.calls,
+            &mut self.totals,
+            (self.op, self.bounds),
+            through,
+            out,
+        )?;
         // Parts never overlap in time, but across a DST fold their wall-clock queries
         // do. `row_instant` already gives such a row to one part only; the ledger is
         // the second guard, and keeps only what a following query can still return.
@@ -173,6 +197,26 @@ impl<'a> OpRun<'a> {
             .forget_before(window::wall_floor(through, &self.op.zone));
         Ok(())
     }
+}
+
+/// Writes every window end up to `t`, each once the calls the watermark has passed by
+/// `close_after` at that end are closed, as the poller closes them at a commit. Every
+/// row is seen once here, so a closed id need not be kept for late rows.
+fn emit_through<W: Write>(
+    renderer: &mut Renderer,
+    calls: &mut Calls,
+    totals: &mut Totals,
+    (op, bounds): (&Operation, &[f64]),
+    t: Timestamp,
+    out: &mut [W],
+) -> io::Result<()> {
+    let close_after = SignedDuration::try_from(op.calls.close_after).unwrap_or(SignedDuration::MAX);
+    while let Some(end) = renderer.next_end(t) {
+        let before = window::wall_floor(end.saturating_sub(close_after).unwrap_or(end), &op.zone);
+        calls.close(before, before, totals, bounds);
+        renderer.emit_through(totals, end, out)?;
+    }
+    Ok(())
 }
 
 /// One operation's run as the engine's sink: answers into the run, progress on stderr,

@@ -16,7 +16,7 @@ mod raw;
 mod tests;
 mod validate;
 
-pub use raw::{RawConfig, RawLimits, RawOperation, RawPoll, parse_yaml};
+pub use raw::{RawCalls, RawConfig, RawLimits, RawOperation, RawPoll, RawSelfService, parse_yaml};
 pub use validate::parse_duration;
 
 /// Why a configuration cannot be used: one line naming the file (or the environment)
@@ -122,6 +122,16 @@ pub struct Operation {
     pub customer_id: Option<String>,
     pub max_concurrent_requests: usize,
     pub poll: Poll,
+    pub calls: CallsConfig,
+}
+
+/// `calls:` of one operation, defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CallsConfig {
+    /// A call is counted once the watermark has passed its latest row by this much;
+    /// `poll.settle` unless set.
+    pub close_after: Duration,
+    pub self_service: crate::calls::SelfService,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

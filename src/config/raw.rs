@@ -14,6 +14,8 @@ pub struct RawConfig {
     pub limits: RawLimits,
     pub duration_buckets: Option<Vec<f64>>,
     pub state_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub calls: RawCalls,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -30,6 +32,42 @@ pub struct RawOperation {
     pub max_concurrent_requests: Option<i64>,
     #[serde(default)]
     pub poll: RawPoll,
+    #[serde(default)]
+    pub calls: RawCalls,
+}
+
+/// `calls:`, top level or per operation; an operation's keys win one by one.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCalls {
+    pub close_after: Option<String>,
+    #[serde(default)]
+    pub self_service: RawSelfService,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSelfService {
+    pub options: Option<Vec<String>>,
+    pub transfers: Option<Vec<String>>,
+}
+
+impl RawCalls {
+    /// `self` with every unset key taken from `defaults`.
+    pub(super) fn or(&self, defaults: &RawCalls) -> RawCalls {
+        RawCalls {
+            close_after: self
+                .close_after
+                .clone()
+                .or_else(|| defaults.close_after.clone()),
+            self_service: RawSelfService {
+                options: (self.self_service.options.clone())
+                    .or_else(|| defaults.self_service.options.clone()),
+                transfers: (self.self_service.transfers.clone())
+                    .or_else(|| defaults.self_service.transfers.clone()),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -8,9 +8,10 @@ use jiff::tz::TimeZone;
 use reqwest::Url;
 
 use super::{
-    Config, DEFAULT_BUCKETS, DEFAULT_TIMEZONE, Env, InvalidKey, Limits, Operation, Poll, RawConfig,
-    RawOperation, RawPoll, Warnings, err,
+    CallsConfig, Config, DEFAULT_BUCKETS, DEFAULT_TIMEZONE, Env, InvalidKey, Limits, Operation,
+    Poll, RawCalls, RawConfig, RawOperation, RawPoll, Warnings, err,
 };
+use crate::calls::SelfService;
 use crate::secret::Secret;
 
 pub fn parse_duration(key: &str, value: &str) -> Result<Duration, InvalidKey> {
@@ -31,11 +32,12 @@ impl RawConfig {
         }
         // Defaults are validated once on their own so an error names `poll.*`.
         let defaults = RawPoll::default().or(&self.poll);
-        validate_poll("poll", &defaults)?;
+        let default_poll = validate_poll("poll", &defaults)?;
+        validate_calls("calls", &self.calls, &default_poll)?;
         let mut operations = Vec::with_capacity(self.operations.len());
         for (i, raw) in self.operations.iter().enumerate() {
             let key = format!("operations[{i}]");
-            let op = raw.validate(&key, &defaults, env, &mut warnings)?;
+            let op = raw.validate(&key, &defaults, &self.calls, env, &mut warnings)?;
             if operations.iter().any(|o: &Operation| o.name == op.name) {
                 return Err(err(
                     format!("{key}.name"),
@@ -152,6 +154,47 @@ fn validate_poll(key: &str, raw: &RawPoll) -> Result<Poll, InvalidKey> {
     Ok(poll)
 }
 
+fn validate_calls(key: &str, raw: &RawCalls, poll: &Poll) -> Result<CallsConfig, InvalidKey> {
+    let close_after = match &raw.close_after {
+        None => poll.settle,
+        Some(s) => {
+            let k = format!("{key}.close_after");
+            let d = parse_duration(&k, s)?;
+            if d.subsec_nanos() != 0 {
+                return Err(err(k, "must be a whole number of seconds"));
+            }
+            d
+        }
+    };
+    let list = |name: &str, values: &Option<Vec<String>>, read: fn(&str) -> Option<String>| {
+        let mut set = std::collections::HashSet::new();
+        for (i, v) in values.iter().flatten().enumerate() {
+            let value = read(v).ok_or_else(|| {
+                err(
+                    format!("{key}.self_service.{name}[{i}]"),
+                    "is empty; list the values as the report writes them",
+                )
+            })?;
+            set.insert(value);
+        }
+        Ok(set)
+    };
+    // As rows are read: trimmed and cut as labels are, `PULSE` in any case as `PULSE`.
+    let option = |s: &str| {
+        crate::wolkvox::row::parse_option(crate::wolkvox::row::label_value(s))
+            .map(|o| o.into_owned())
+    };
+    let transfer =
+        |s: &str| Some(crate::wolkvox::row::label_value(s).to_string()).filter(|t| !t.is_empty());
+    Ok(CallsConfig {
+        close_after,
+        self_service: SelfService {
+            options: list("options", &raw.self_service.options, option)?,
+            transfers: list("transfers", &raw.self_service.transfers, transfer)?,
+        },
+    })
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -164,6 +207,7 @@ impl RawOperation {
         &self,
         key: &str,
         defaults: &RawPoll,
+        call_defaults: &RawCalls,
         env: &dyn Env,
         warnings: &mut Warnings,
     ) -> Result<Operation, InvalidKey> {
@@ -239,6 +283,11 @@ impl RawOperation {
             }
         };
         let poll = validate_poll(&format!("{key}.poll"), &self.poll.or(defaults))?;
+        let calls = validate_calls(
+            &format!("{key}.calls"),
+            &self.calls.or(call_defaults),
+            &poll,
+        )?;
         let customer_id = self
             .customer_id
             .as_ref()
@@ -253,6 +302,7 @@ impl RawOperation {
             customer_id,
             max_concurrent_requests,
             poll,
+            calls,
         })
     }
 

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 
 use super::{check_code, decode_error, keep_until};
+use crate::calls::Calls;
 use crate::config::Limits;
 use crate::ledger::{Batch, IdHasherBuilder, RowId};
 use crate::totals::Totals;
@@ -26,6 +27,9 @@ pub(super) struct Item {
     /// Index into [`Answer::labels`].
     labels: u32,
     outcome: Outcome,
+    /// [`crate::calls::key::digest`] of the row's `conn_id`: keyed only when the row
+    /// is new, and dropped with the answer.
+    conn: Option<u128>,
 }
 
 /// A row's label values, as [`RawRow::read`] gives them.
@@ -85,12 +89,14 @@ impl Answer {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn apply(
         &self,
         items: &[Item],
         q: &Query,
         batch: &mut Batch<'_>,
         next: &mut Totals,
+        calls: &mut Calls,
         limits: &Limits,
         bounds: &[f64],
     ) -> usize {
@@ -131,6 +137,12 @@ impl Answer {
                 date: item.date,
             };
             next.apply(&reading, limits, bounds);
+            calls.observe(
+                item.conn,
+                &reading,
+                keep_until(item.date, q),
+                &mut next.calls,
+            );
             new += 1;
         }
         new
@@ -230,6 +242,7 @@ impl<'de> Deserialize<'de> for Answer {
                         duration: r.duration,
                         labels,
                         outcome: r.outcome,
+                        conn: crate::calls::key::digest(row.conn_id.as_str()),
                     });
                 }
                 Ok(answer)

@@ -3,7 +3,7 @@
 //!
 //! [`ingest`] (the poller's path) decodes each row straight into a small
 //! [`answer::Item`]: its identity, date, duration and outcome, and its label values by
-//! number in a table of the answer's distinct ones. A 60,000-row answer then costs about 64 bytes a row
+//! number in a table of the answer's distinct ones. A 60,000-row answer then costs about 100 bytes a row
 //! beside the body instead of the ~400 of decoded rows plus their readings, and it runs
 //! within 1.5x of a plain `serde_json` decode (see `benches/ingest.rs`).
 //! [`rows_of`] and [`apply_rows`] give the rows themselves, for callers that need them.
@@ -25,6 +25,7 @@
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 
+use crate::calls::Calls;
 use crate::config::Limits;
 use crate::ledger::Batch;
 use crate::totals::Totals;
@@ -99,12 +100,14 @@ fn check_code(code: Option<i64>, msg: Option<&Field<'_>>) -> Result<bool, ApiErr
 
 /// Decodes one answer to `q` (in the operation's zone `tz`) and applies its new rows to
 /// `next`; at the cap, applies what is complete and says what to ask next.
+#[allow(clippy::too_many_arguments)]
 pub fn ingest(
     body: &[u8],
     q: &Query,
     tz: &TimeZone,
     batch: &mut Batch<'_>,
     next: &mut Totals,
+    calls: &mut Calls,
     limits: &Limits,
     bounds: &[f64],
 ) -> Result<Ingested, ApiError> {
@@ -117,7 +120,7 @@ pub fn ingest(
     let capped = items.len() >= ROW_CAP;
     if capped {
         if let Some((kept, rest)) = continuation(items.iter().map(|i| i.date), q, tz) {
-            let new = answer.apply(&items[..kept], q, batch, next, limits, bounds);
+            let new = answer.apply(&items[..kept], q, batch, next, calls, limits, bounds);
             return Ok(Ingested::Continue {
                 rows: items.len(),
                 kept,
@@ -129,7 +132,7 @@ pub fn ingest(
             return Ok(Ingested::Split(a, b));
         }
     }
-    let new = answer.apply(items, q, batch, next, limits, bounds);
+    let new = answer.apply(items, q, batch, next, calls, limits, bounds);
     Ok(Ingested::Applied {
         rows: items.len(),
         new,
@@ -191,6 +194,7 @@ pub fn apply_rows(
     q: &Query,
     batch: &mut Batch<'_>,
     next: &mut Totals,
+    calls: &mut Calls,
     limits: &Limits,
     bounds: &[f64],
 ) -> usize {
@@ -202,9 +206,11 @@ pub fn apply_rows(
         rows.len(),
     );
     let mut new = 0;
-    for (reading, is_new) in readings.iter().zip(fresh) {
+    for ((row, reading), is_new) in rows.iter().zip(&readings).zip(fresh) {
         if is_new {
             next.apply(reading, limits, bounds);
+            let conn = crate::calls::key::digest(row.conn_id.as_str());
+            calls.observe(conn, reading, keep_until(reading.date, q), &mut next.calls);
             new += 1;
         } else {
             next.duplicates += 1;

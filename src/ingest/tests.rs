@@ -1,5 +1,10 @@
 use super::*;
+use crate::calls::{CallKey, Calls};
 use crate::ledger::Ledger;
+
+fn calls() -> Calls {
+    Calls::with_key(CallKey::from_u128(7))
+}
 use jiff::tz::TimeZone;
 
 fn q() -> Query {
@@ -50,6 +55,7 @@ fn applies_new_rows_and_counts_copies_as_duplicates() {
         &bogota(),
         &mut batch,
         &mut t,
+        &mut calls(),
         &Limits::default(),
         &[5.0],
     )
@@ -68,6 +74,7 @@ fn applies_new_rows_and_counts_copies_as_duplicates() {
         &bogota(),
         &mut batch,
         &mut t,
+        &mut calls(),
         &Limits::default(),
         &[5.0],
     )
@@ -95,6 +102,7 @@ fn at_the_cap_asks_for_halves_and_applies_nothing() {
         &bogota(),
         &mut batch,
         &mut t,
+        &mut calls(),
         &Limits::default(),
         &[5.0],
     )
@@ -146,6 +154,7 @@ fn at_the_cap_in_date_order_keeps_what_is_complete_and_asks_from_the_last_second
         &bogota(),
         &mut batch,
         &mut t,
+        &mut calls(),
         &limits,
         &[5.0],
     )
@@ -177,6 +186,7 @@ fn at_the_cap_in_date_order_keeps_what_is_complete_and_asks_from_the_last_second
         &bogota(),
         &mut batch,
         &mut t,
+        &mut calls(),
         &limits,
         &[5.0],
     )
@@ -199,6 +209,7 @@ fn at_the_cap_in_date_order_keeps_what_is_complete_and_asks_from_the_last_second
         &bogota(),
         &mut batch,
         &mut t,
+        &mut calls(),
         &limits,
         &[5.0],
     )
@@ -223,6 +234,7 @@ fn at_the_cap_out_of_order_or_undated_halves_and_applies_nothing() {
             &bogota(),
             &mut batch,
             &mut t,
+            &mut calls(),
             &Limits::default(),
             &[5.0],
         )
@@ -294,12 +306,21 @@ fn ingest_agrees_with_rows_of_and_apply_rows() {
             &bogota(),
             &mut b1,
             &mut lean,
+            &mut calls(),
             &limits,
             &[5.0, 60.0],
         )
         .unwrap();
         let rows = rows_of(&b).unwrap();
-        apply_rows(&rows, &q(), &mut b2, &mut plain, &limits, &[5.0, 60.0]);
+        apply_rows(
+            &rows,
+            &q(),
+            &mut b2,
+            &mut plain,
+            &mut calls(),
+            &limits,
+            &[5.0, 60.0],
+        );
     }
     assert_eq!(lean, plain);
     assert_eq!((lean.rows, lean.duplicates), (6, 6));
@@ -321,6 +342,7 @@ fn ingest_reads_envelopes_as_rows_of_does() {
             &bogota(),
             &mut batch,
             &mut t,
+            &mut calls(),
             &Limits::default(),
             &[5.0],
         )
@@ -386,6 +408,7 @@ fn vendor_envelopes_read_as_rows() {
             &bogota(),
             &mut batch,
             &mut t,
+            &mut calls(),
             &Limits::default(),
             &[5.0],
         )

@@ -115,6 +115,7 @@ impl BusinessCollector {
     pub(super) fn family_names() -> Vec<&'static str> {
         let mut names: Vec<&'static str> = FAMILIES.iter().map(|f| f.0).collect();
         names.extend([DUPLICATES.0, OVERFLOW.0]);
+        names.extend(super::calls::CALL_FAMILIES.iter().map(|f| f.0));
         names.sort_unstable();
         names
     }
@@ -293,7 +294,7 @@ impl BusinessCollector {
                     });
                 }
             }),
-            _ => {}
+            n => super::calls::write_family(s.ops, &s.op_labels, &self.bounds, n, out),
         }
     }
 

@@ -11,6 +11,7 @@
 //! [`Totals`]: crate::totals::Totals
 
 mod business;
+mod calls;
 mod exporter;
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ use prometheus::proto::MetricFamily;
 use prometheus::{Registry, TextEncoder};
 
 pub use business::{BusinessCollector, FAMILIES, SharedTotals};
+pub use calls::CALL_FAMILIES;
 pub use exporter::{Counters, ExporterMetrics, OpMetrics};
 
 /// The registry and everything in it.

@@ -11,6 +11,7 @@ use prometheus::{Encoder, Registry, TextEncoder};
 
 use super::business::{DUPLICATES, OVERFLOW};
 use super::*;
+use crate::calls::{CallOutcome, STEP_BUCKETS};
 use crate::config::Limits;
 use crate::totals::{Histogram, OVERFLOW_LABELS, RoutingPoint, Totals};
 use crate::wolkvox::row::{Field, Outcome, RawRow};
@@ -62,6 +63,7 @@ impl ProtoCollector {
     fn new(bounds: Vec<f64>, ops: Vec<(String, SharedTotals)>) -> ProtoCollector {
         let mut descs: Vec<Desc> = FAMILIES
             .iter()
+            .chain(CALL_FAMILIES.iter())
             .filter_map(|(name, help, _, labels)| {
                 Desc::new(
                     name.to_string(),
@@ -93,6 +95,10 @@ impl ProtoCollector {
             .iter()
             .map(|(n, h, t, _)| family(n, h, kind(t)))
             .collect();
+        let mut calls: Vec<MetricFamily> = CALL_FAMILIES
+            .iter()
+            .map(|(n, h, t, _)| family(n, h, kind(t)))
+            .collect();
         let mut dup = family(DUPLICATES.0, DUPLICATES.1, MetricType::COUNTER);
         let mut ovf = family(OVERFLOW.0, OVERFLOW.1, MetricType::COUNTER);
         for (op, shared) in &self.ops {
@@ -113,9 +119,11 @@ impl ProtoCollector {
                     fams[0]
                         .mut_metric()
                         .push(counter(&lr, rp.interactions[o.index()]));
-                    fams[4]
-                        .mut_metric()
-                        .push(self.histogram(&lr, &rp.durations[o.index()]));
+                    fams[4].mut_metric().push(histogram(
+                        &self.bounds,
+                        &lr,
+                        &rp.durations[o.index()],
+                    ));
                 }
                 fams[1].mut_metric().push(counter(&l, rp.pulse));
                 for (opt, v) in &rp.options {
@@ -142,6 +150,35 @@ impl ProtoCollector {
             ));
             dup.mut_metric()
                 .push(counter(&[("operation", op)], t.duplicates));
+            let c = &t.calls;
+            for ((rp_id, rp_name), counts) in &c.by_entry {
+                for o in CallOutcome::ALL {
+                    calls[0].mut_metric().push(counter(
+                        &[
+                            ("operation", op),
+                            ("rp_id", rp_id),
+                            ("rp_name", rp_name),
+                            ("outcome", o.label()),
+                        ],
+                        counts[o.index()],
+                    ));
+                }
+            }
+            for o in CallOutcome::ALL {
+                let l = [("operation", op), ("outcome", o.label())];
+                calls[1]
+                    .mut_metric()
+                    .push(histogram(&STEP_BUCKETS, &l, &c.steps[o.index()]));
+                calls[2]
+                    .mut_metric()
+                    .push(histogram(&self.bounds, &l, &c.durations[o.index()]));
+            }
+            calls[3]
+                .mut_metric()
+                .push(counter(&[("operation", op)], c.late_rows));
+            calls[4]
+                .mut_metric()
+                .push(counter(&[("operation", op)], c.rows_without_call));
             for (i, label) in OVERFLOW_LABELS.iter().enumerate() {
                 ovf.mut_metric().push(counter(
                     &[("operation", op), ("label", label)],
@@ -151,31 +188,32 @@ impl ProtoCollector {
         }
         fams.push(dup);
         fams.push(ovf);
+        // The encoder writes nothing for a family without series; the writer neither.
+        fams.extend(calls.into_iter().filter(|f| !f.get_metric().is_empty()));
         fams
     }
+}
 
-    fn histogram(&self, pairs: &[(&str, &str)], h: &Histogram) -> proto::Metric {
-        let mut ph = proto::Histogram::default();
-        ph.set_sample_count(h.count);
-        ph.set_sample_sum(h.sum);
-        let mut cumulative = 0;
-        let buckets = self
-            .bounds
-            .iter()
-            .zip(h.buckets.iter().chain(std::iter::repeat(&0)))
-            .map(|(bound, n)| {
-                cumulative += n;
-                let mut b = proto::Bucket::default();
-                b.set_upper_bound(*bound);
-                b.set_cumulative_count(cumulative);
-                b
-            })
-            .collect();
-        ph.set_bucket(buckets);
-        let mut m = proto::Metric::from_label(labels(pairs));
-        m.set_histogram(ph);
-        m
-    }
+fn histogram(bounds: &[f64], pairs: &[(&str, &str)], h: &Histogram) -> proto::Metric {
+    let mut ph = proto::Histogram::default();
+    ph.set_sample_count(h.count);
+    ph.set_sample_sum(h.sum);
+    let mut cumulative = 0;
+    let buckets = bounds
+        .iter()
+        .zip(h.buckets.iter().chain(std::iter::repeat(&0)))
+        .map(|(bound, n)| {
+            cumulative += n;
+            let mut b = proto::Bucket::default();
+            b.set_upper_bound(*bound);
+            b.set_cumulative_count(cumulative);
+            b
+        })
+        .collect();
+    ph.set_bucket(buckets);
+    let mut m = proto::Metric::from_label(labels(pairs));
+    m.set_histogram(ph);
+    m
 }
 
 impl Collector for ProtoCollector {
@@ -244,6 +282,18 @@ fn direct_text_equals_the_encoder_output() {
     big.interactions = [u64::MAX, 1 << 60, 0];
     big.durations[0].sum = 0.1 + 0.2;
     t.routing_points.insert(("0".into(), "Ä".into()), big);
+    t.calls = crate::calls::CallTotals::new(bounds.len());
+    t.calls
+        .by_entry
+        .insert(("2".into(), "Menú \"A\"".into()), [3, 1, 0, 2]);
+    t.calls
+        .by_entry
+        .insert(("10".into(), "z\\q".into()), [0, 0, 7, 1 << 60]);
+    t.calls.steps[1].observe(&STEP_BUCKETS, 4.0);
+    t.calls.steps[1].observe(&STEP_BUCKETS, 30.0);
+    t.calls.durations[2].observe(&bounds, 0.3);
+    t.calls.late_rows = 5;
+    t.calls.rows_without_call = 2;
     let ops = vec![
         ("zeta".to_string(), shared(t.clone())),
         ("acme".to_string(), shared(t)),

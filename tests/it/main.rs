@@ -3,6 +3,7 @@
 
 mod backfill;
 mod budget;
+mod calls;
 mod cli;
 mod fuzz;
 mod helpers;

@@ -1,0 +1,273 @@
+//! Calls: an operation's rows grouped by `conn_id` (the contract's "Calls").
+//!
+//! Pure, like the ledger: no clock, no I/O. New rows (after de-duplication) are
+//! [`Calls::observe`]d into open calls; when a part commits, [`Calls::close`] counts
+//! every call whose latest row the watermark has passed by `close_after`, once, into
+//! [`CallTotals`], and remembers its id for as long as a late row of it can still come,
+//! so that such a row counts as late instead of opening a second call.
+//!
+//! A row whose date does not read is placed at the end of the range it came in (as the
+//! ledger keeps it), so it can neither be a call's entry by accident nor close it early.
+
+pub mod key;
+pub mod saved;
+pub mod totals;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use jiff::civil::DateTime;
+
+pub use key::{CallId, CallKey};
+pub use totals::{CallOutcome, CallTotals, STEP_BUCKETS};
+
+use crate::ledger::IdHasherBuilder;
+use crate::totals::{Histogram, OTHER, RpKey, Totals};
+use crate::wolkvox::row::{Outcome, Reading};
+
+/// What makes a hung-up call `self_service`: one of its rows has one of these options
+/// or transfers (compared as read: trimmed, `PULSE` upper-cased).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SelfService {
+    pub options: HashSet<String>,
+    pub transfers: HashSet<String>,
+}
+
+/// An operation's call rules, shared by every copy of its [`Calls`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRules {
+    pub key: CallKey,
+    pub self_service: SelfService,
+}
+
+/// A call that can still grow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenCall {
+    /// Routing point of the earliest row (ties: the row seen first).
+    pub entry: RpKey,
+    pub first: DateTime,
+    /// Date of the latest row (ties: the row seen last), whose result is `last_result`.
+    pub last: DateTime,
+    pub last_result: Outcome,
+    /// A row had a self-service option or transfer.
+    pub served: bool,
+    pub steps: u32,
+    /// Sum of the rows' valid durations, in seconds.
+    pub duration: f64,
+}
+
+impl OpenCall {
+    pub fn outcome(&self) -> CallOutcome {
+        match self.last_result {
+            Outcome::Ok => CallOutcome::Agent,
+            Outcome::HungUp if self.served => CallOutcome::SelfService,
+            Outcome::HungUp => CallOutcome::Abandoned,
+            Outcome::Other => CallOutcome::Other,
+        }
+    }
+}
+
+type IdMap<V> = HashMap<CallId, V, IdHasherBuilder>;
+
+/// Open calls, and the ids of recently closed ones with their latest row's date.
+#[derive(Debug, PartialEq)]
+pub struct Calls {
+    rules: Arc<CallRules>,
+    open: IdMap<OpenCall>,
+    closed: IdMap<DateTime>,
+}
+
+impl Clone for Calls {
+    fn clone(&self) -> Self {
+        Calls {
+            rules: Arc::clone(&self.rules),
+            open: self.open.clone(),
+            closed: self.closed.clone(),
+        }
+    }
+
+    // A cycle copies the committed calls once per part: reuse the tables' memory.
+    fn clone_from(&mut self, source: &Self) {
+        self.rules = Arc::clone(&source.rules);
+        self.open.clone_from(&source.open);
+        self.closed.clone_from(&source.closed);
+    }
+}
+
+/// What one [`Calls::observe`] did with a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    NoCall,
+    Late,
+    Opened,
+    Grew,
+}
+
+impl Calls {
+    pub fn new(rules: Arc<CallRules>) -> Calls {
+        Calls {
+            rules,
+            open: IdMap::default(),
+            closed: IdMap::default(),
+        }
+    }
+
+    /// Calls under `key` with no self-service options, for callers that only need the
+    /// grouping (benchmarks, the fuzz target, tests).
+    pub fn with_key(key: CallKey) -> Calls {
+        Calls::new(Arc::new(CallRules {
+            key,
+            self_service: SelfService::default(),
+        }))
+    }
+
+    /// Calls as saved: open ones and closed ids, both already keyed.
+    pub fn restore(
+        rules: Arc<CallRules>,
+        open: impl IntoIterator<Item = (CallId, OpenCall)>,
+        closed: impl IntoIterator<Item = (CallId, DateTime)>,
+    ) -> Calls {
+        Calls {
+            rules,
+            open: open.into_iter().collect(),
+            closed: closed.into_iter().collect(),
+        }
+    }
+
+    pub fn rules(&self) -> &CallRules {
+        &self.rules
+    }
+
+    pub fn open(&self) -> impl Iterator<Item = (&CallId, &OpenCall)> {
+        self.open.iter()
+    }
+
+    pub fn closed(&self) -> impl Iterator<Item = (&CallId, &DateTime)> {
+        self.closed.iter()
+    }
+
+    pub fn open_len(&self) -> usize {
+        self.open.len()
+    }
+
+    pub fn closed_len(&self) -> usize {
+        self.closed.len()
+    }
+
+    /// Adds one new (not duplicate) row, dated `date` (see the module's note on rows
+    /// whose date does not read), whose `conn_id` has the [`key::digest`] `conn`.
+    pub fn observe(
+        &mut self,
+        conn: Option<u128>,
+        r: &Reading<'_>,
+        date: DateTime,
+        t: &mut CallTotals,
+    ) -> Observed {
+        let Some(digest) = conn else {
+            t.rows_without_call += 1;
+            return Observed::NoCall;
+        };
+        let id = self.rules.key.id(digest);
+        if self.closed.contains_key(&id) {
+            t.late_rows += 1;
+            return Observed::Late;
+        }
+        let ss = &self.rules.self_service;
+        let served = r.option.as_deref().is_some_and(|o| ss.options.contains(o))
+            || r.transfer.is_some_and(|d| ss.transfers.contains(d));
+        let duration = r.duration.unwrap_or(0.0);
+        match self.open.get_mut(&id) {
+            Some(c) => {
+                if date < c.first {
+                    c.first = date;
+                    if c.entry.0 != r.rp_id || c.entry.1 != r.rp_name {
+                        c.entry = (r.rp_id.to_string(), r.rp_name.to_string());
+                    }
+                }
+                if date >= c.last {
+                    c.last = date;
+                    c.last_result = r.outcome;
+                }
+                c.served |= served;
+                c.steps = c.steps.saturating_add(1);
+                c.duration += duration;
+                Observed::Grew
+            }
+            None => {
+                self.open.insert(
+                    id,
+                    OpenCall {
+                        entry: (r.rp_id.to_string(), r.rp_name.to_string()),
+                        first: date,
+                        last: date,
+                        last_result: r.outcome,
+                        served,
+                        steps: 1,
+                        duration,
+                    },
+                );
+                Observed::Opened
+            }
+        }
+    }
+
+    /// Closes every open call whose latest row is dated before `close_before` (the
+    /// watermark minus `close_after`, as a wall time), counting it into `t.calls`, and
+    /// forgets closed ids whose latest row is before `forget_before` (no late row of
+    /// theirs can be asked for any more). Returns how many calls closed.
+    ///
+    /// The entry's labels are those the routing point has in the row totals, which
+    /// already hold every row of the call: `_other` when the routing point was folded.
+    pub fn close(
+        &mut self,
+        close_before: DateTime,
+        forget_before: DateTime,
+        t: &mut Totals,
+        duration_bounds: &[f64],
+    ) -> usize {
+        self.closed.retain(|_, last| *last >= forget_before);
+        let mut closed = 0;
+        let calls = &mut t.calls;
+        let known = &t.routing_points;
+        let other: RpKey = (OTHER.to_string(), OTHER.to_string());
+        self.open.retain(|id, c| {
+            if c.last >= close_before {
+                return true;
+            }
+            let o = c.outcome().index();
+            let label = if calls.by_entry.contains_key(&c.entry) || known.contains_key(&c.entry) {
+                &c.entry
+            } else {
+                &other
+            };
+            match calls.by_entry.get_mut(label) {
+                Some(counts) => counts[o] += 1,
+                None => {
+                    let mut counts = [0; 4];
+                    counts[o] = 1;
+                    calls.by_entry.insert(label.clone(), counts);
+                }
+            }
+            observe(&mut calls.steps[o], &STEP_BUCKETS, f64::from(c.steps));
+            observe(&mut calls.durations[o], duration_bounds, c.duration);
+            if c.last >= forget_before {
+                self.closed.insert(*id, c.last);
+            }
+            closed += 1;
+            false
+        });
+        closed
+    }
+}
+
+/// Observes into a histogram sized for `bounds` (one restored or made before the
+/// bounds were known has no buckets yet).
+fn observe(h: &mut Histogram, bounds: &[f64], v: f64) {
+    if h.buckets.len() != bounds.len() {
+        h.buckets.resize(bounds.len(), 0);
+    }
+    h.observe(bounds, v);
+}
+
+#[cfg(test)]
+mod tests;
