@@ -23,6 +23,7 @@
 //! [`run`], which does the I/O and takes the config, so tests can aim it at the
 //! simulator.
 
+mod calls;
 mod dates;
 mod openmetrics;
 mod output;

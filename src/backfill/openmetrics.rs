@@ -8,15 +8,33 @@ use std::io::{self, Write};
 
 use jiff::Timestamp;
 
+use super::calls::CallSeries;
 use super::dates::Windows;
 use super::span::Recent;
-use crate::metrics::FAMILIES;
 use crate::metrics::text::escaped;
+use crate::metrics::{CALL_FAMILIES, FAMILIES};
 use crate::totals::{RpKey, Totals};
 use crate::wolkvox::row::Outcome;
 
-/// Number of business families, in [`FAMILIES`] order.
-pub const FAMILY_COUNT: usize = FAMILIES.len();
+/// Number of business families: [`FAMILIES`], then [`CALL_FAMILIES`].
+pub const FAMILY_COUNT: usize = FAMILIES.len() + CALL_FAMILIES.len();
+/// The first call family's index.
+pub(super) const F_CALLS: usize = FAMILIES.len();
+
+/// Family `i` of the output: name, help, type, labels.
+fn family(
+    i: usize,
+) -> (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+) {
+    match i.checked_sub(F_CALLS) {
+        Some(c) => CALL_FAMILIES[c],
+        None => FAMILIES[i],
+    }
+}
 const F_INTERACTIONS: usize = 0;
 const F_PULSE: usize = 1;
 const F_OPTIONS: usize = 2;
@@ -28,7 +46,7 @@ const F_INVALID: usize = 6;
 /// The OpenMetrics family name and type of `FAMILIES[i]`: a counter family is named
 /// without `_total`, which its samples carry.
 pub fn family_name(i: usize) -> (&'static str, &'static str) {
-    let name = FAMILIES[i].0;
+    let name = family(i).0;
     match name.strip_suffix("_total") {
         Some(base) => (base, "counter"),
         None => (name, "histogram"),
@@ -39,7 +57,7 @@ pub fn family_name(i: usize) -> (&'static str, &'static str) {
 pub fn family_header(i: usize) -> String {
     let (name, kind) = family_name(i);
     // OpenMetrics escapes `# HELP` texts as label values.
-    let help = escaped(FAMILIES[i].1);
+    let help = escaped(family(i).1);
     format!("# HELP {name} {help}\n# TYPE {name} {kind}\n")
 }
 
@@ -73,6 +91,7 @@ pub struct Renderer {
     known: HashSet<String>,
     windows_done: u64,
     recent: Recent,
+    calls: CallSeries,
 }
 
 fn shape(t: &Totals) -> (usize, usize, usize) {
@@ -95,6 +114,7 @@ impl Renderer {
             known: HashSet::new(),
             windows_done: 0,
             recent: Recent::default(),
+            calls: CallSeries::new(&escaped(operation), bounds),
         }
     }
 
@@ -111,6 +131,7 @@ impl Renderer {
     pub fn start<W: Write>(&mut self, out: &mut [W]) -> io::Result<()> {
         let from = self.windows.from;
         self.recent.record(from, 0);
+        self.calls.start(out, from.as_second())?;
         self.write_operation(out, 0, 0, 0, from.as_second())
     }
 
@@ -181,6 +202,8 @@ impl Renderer {
             totals.invalid_time,
             ts,
         )?;
+        self.calls
+            .emit(out, &totals.calls, self.last.as_second(), ts)?;
         self.last = end;
         self.windows_done += 1;
         self.recent.record(end, totals.rows);
@@ -348,6 +371,11 @@ pub(super) fn output_order() -> [usize; FAMILY_COUNT] {
         F_TRANSFERS,
         F_ROWS,
         F_INVALID,
+        F_CALLS + 2,
+        F_CALLS + 1,
+        F_CALLS,
+        F_CALLS + 3,
+        F_CALLS + 4,
     ]
 }
 
@@ -466,8 +494,13 @@ wolkvox_ivr_interaction_duration_seconds_bucket{{{l},result="ok",le="10.5"}} 0 1
             let name = line.split('{').next().unwrap();
             let fam = FAMILIES
                 .iter()
+                .chain(CALL_FAMILIES.iter())
                 .map(|f| family_name_of(f.0))
-                .find(|f| name.starts_with(f))
+                .find(|f| {
+                    ["", "_total", "_bucket", "_count", "_sum"]
+                        .iter()
+                        .any(|s| name == format!("{f}{s}"))
+                })
                 .unwrap();
             if fam != current {
                 assert!(seen.insert(fam), "{fam} is split\n{om}");

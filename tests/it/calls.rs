@@ -173,5 +173,110 @@ async fn calls_are_counted_once_by_entry_and_outcome_across_kill9_and_restart() 
     assert_eq!(s.sum("wolkvox_ivr_call_rows_late_total", &[]), 1.0);
     assert_eq!(s.sum("wolkvox_ivr_rows_without_call_total", &[]), 2.0);
     assert_eq!(s.sum("wolkvox_ivr_rows_total", &[]), 21.0);
-    assert!(s.sum("wolkvox_ivr_rows_duplicate_total", &[]) > 0.0, "re-asked rows");
+    assert!(
+        s.sum("wolkvox_ivr_rows_duplicate_total", &[]) > 0.0,
+        "re-asked rows"
+    );
+}
+
+/// `backfill` writes the call series with the same rules: a call counts at the first
+/// window end that has passed its latest row by `close_after`, starting from 0 at the
+/// window end before; a call still open at `--to` is not written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_writes_calls_at_the_window_end_that_closes_them() {
+    use wolkvox_exporter::backfill::{self, DateArg, Request, Settings};
+    use wolkvox_exporter::config::{Config, ProcessEnv};
+
+    let sim = Sim::start().await;
+    let z = tz("America/Bogota");
+    sim.sim.add_tenant("tok", z.clone());
+    let day = jiff::civil::date(2026, 3, 1);
+    let at = |h: i8, m: i8| day.at(h, m, 0, 0);
+    let row = |h: i8, m: i8, rp: &str, opt: &str, result: &str, conn: &str| {
+        SimRow::new(at(h, m), rp, rp, opt, "", result, "10", conn)
+    };
+    let rows = vec![
+        row(10, 0, "MAIN", "1", "", "b1"),
+        row(10, 2, "QUEUE", "", "ok", "b1"),
+        row(11, 0, "MAIN", "SALDO", "", "b2"),
+        row(11, 1, "SALDO", "", "hung up", "b2"),
+        row(12, 0, "MAIN", "", "hung up", "b3"),
+        row(12, 0, "MAIN", "", "hung up", ""),
+        // Its latest row is 5 minutes before --to: still open at the end, not written.
+        row(23, 55, "MAIN", "", "ok", "b4"),
+    ];
+    sim.sim.add_rows("tok", rows.clone());
+    let dir = tempdir();
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        config(
+            &sim,
+            dir.path(),
+            &[Op {
+                name: "acme",
+                token: "tok",
+                zone: "America/Bogota",
+                extra: "    calls:\n      close_after: 10m\n      self_service: {options: [SALDO]}\n",
+            }],
+            "interval: 5m",
+        ),
+    )
+    .unwrap();
+    let config: Config = Config::from_file(&cfg, &ProcessEnv).unwrap().0;
+    let req = Request {
+        from: DateArg::parse("--from", "2026-03-01").unwrap(),
+        to: DateArg::parse("--to", "2026-03-02").unwrap(),
+        output: dir.path().join("calls.om"),
+        operation: None,
+    };
+    let settings = Settings {
+        retries: 3,
+        retry_base: std::time::Duration::from_millis(20),
+        progress: false,
+    };
+    backfill::run(&config, &req, &settings, Timestamp::now())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = std::fs::read_to_string(&req.output).unwrap();
+    let ts = |h: i8, m: i8| {
+        z.to_ambiguous_timestamp(at(h, m))
+            .compatible()
+            .unwrap()
+            .as_second()
+    };
+    let line = |rp: &str, outcome: &str, v: u64, t: i64| {
+        format!(
+            "wolkvox_ivr_calls_total{{operation=\"acme\",rp_id=\"{rp}\",rp_name=\"{rp}\",outcome=\"{outcome}\"}} {v} {t}"
+        )
+    };
+    for want in [
+        // b1's latest row is 10:02: closed at the 10:15 end (10:05 > 10:02), 0 before.
+        line("MAIN", "agent", 0, ts(10, 10)),
+        line("MAIN", "agent", 1, ts(10, 15)),
+        line("MAIN", "self_service", 1, ts(11, 15)),
+        line("MAIN", "abandoned", 0, ts(12, 10)),
+        line("MAIN", "abandoned", 1, ts(12, 15)),
+        // The last sample, at --to: b4 is not in it.
+        line("MAIN", "agent", 1, ts(23, 55) + 300),
+        format!(
+            "wolkvox_ivr_rows_without_call_total{{operation=\"acme\"}} 1 {}",
+            ts(12, 5)
+        ),
+        format!(
+            "wolkvox_ivr_call_steps_bucket{{operation=\"acme\",outcome=\"agent\",le=\"2\"}} 1 {}",
+            ts(10, 15)
+        ),
+        format!(
+            "wolkvox_ivr_call_duration_seconds_sum{{operation=\"acme\",outcome=\"self_service\"}} 20 {}",
+            ts(11, 15)
+        ),
+    ] {
+        assert!(text.lines().any(|l| l == want), "missing {want}\n{text}");
+    }
+    assert!(
+        !text.contains(&line("MAIN", "agent", 2, ts(23, 55) + 300)),
+        "b4 closed after --to"
+    );
+    assert!(!text.contains(&line("MAIN", "agent", 1, ts(10, 10))));
 }
