@@ -6,8 +6,10 @@ use std::fmt;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::format::{self, DefaultFields, Writer};
+use tracing_subscriber::fmt::{
+    FmtContext, FormatEvent, FormatFields, MakeWriter, SubscriberBuilder,
+};
 use tracing_subscriber::registry::LookupSpan;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -35,12 +37,9 @@ impl Level {
     }
 }
 
+/// Installs the log for the process: to stderr, at `level`, in `format`.
 pub fn init(level: Level, format: Format) {
-    // Our own events at the chosen level; dependencies only when they warn.
-    let filter = EnvFilter::new(format!("warn,wolkvox_exporter={}", level.directive()));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = builder(level, std::io::stderr);
     let _ = match format {
         Format::Json => builder
             .json()
@@ -49,6 +48,39 @@ pub fn init(level: Level, format: Format) {
             .try_init(),
         Format::Logfmt => builder.event_format(Logfmt).try_init(),
     };
+}
+
+/// The log [`init`] installs, written to `writer` instead of stderr and not installed:
+/// the tests run the exporter in-process with this as its threads' default, so each
+/// run's log can be read on its own.
+pub fn dispatch<W>(level: Level, format: Format, writer: W) -> tracing::Dispatch
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = builder(level, writer);
+    match format {
+        Format::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .finish()
+            .into(),
+        Format::Logfmt => builder.event_format(Logfmt).finish().into(),
+    }
+}
+
+fn builder<W>(
+    level: Level,
+    writer: W,
+) -> SubscriberBuilder<DefaultFields, format::Format, EnvFilter, W>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    // Our own events at the chosen level; dependencies only when they warn.
+    let filter = EnvFilter::new(format!("warn,wolkvox_exporter={}", level.directive()));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
 }
 
 struct Logfmt;

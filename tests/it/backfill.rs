@@ -4,7 +4,7 @@
 //! fails, rather than skips, without them. `PROMTOOL` and `PROMETHEUS` name others.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,6 @@ use jiff::civil::date;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use wolkvox_exporter::backfill::{self, DateArg, Failure, Request, Settings};
-use wolkvox_exporter::config::{Config, ProcessEnv};
 use wolkvox_exporter::simulator::{Fault, SimRow};
 
 use crate::helpers::*;
@@ -28,12 +27,6 @@ fn midnight(z: &TimeZone, y: i16, m: i8, d: i8) -> Timestamp {
         .to_zoned_datetime(z.clone())
         .expect("midnight")
         .timestamp()
-}
-
-fn write_config(sim: &Sim, dir: &Path, ops: &[Op<'_>], poll: &str) -> PathBuf {
-    let cfg = dir.join("config.yaml");
-    std::fs::write(&cfg, config(sim, dir, ops, poll)).expect("write config");
-    cfg
 }
 
 fn backfill_cmd(cfg: &Path, args: &[&str]) -> Output {
@@ -53,9 +46,10 @@ fn backfill_cmd(cfg: &Path, args: &[&str]) -> Output {
 async fn history_across_a_dst_fold_lands_in_prometheus_exactly() {
     let promtool = tool("PROMTOOL", "promtool");
     let prometheus = tool("PROMETHEUS", "prometheus");
-    let sim = Sim::start().await;
+    let bench = Bench::new().await;
+    let (sim, dir) = (&bench.sim, &bench.dir);
     let z = tz("America/Santiago");
-    sim.sim.add_tenant("tok", z.clone());
+    bench.tenant("tok", "America/Santiago");
     let from = midnight(&z, 2026, 4, 2);
     let to = midnight(&z, 2026, 4, 8);
     // 130,000 rows at exact instants, from an hour before the range to an hour after.
@@ -105,10 +99,7 @@ async fn history_across_a_dst_fold_lands_in_prometheus_exactly() {
     fold_rows.push(dup);
     sim.sim.add_rows_at("tok", fold_rows);
 
-    let dir = tempdir();
-    let cfg = write_config(
-        &sim,
-        dir.path(),
+    let cfg = bench.config_file(
         &[Op {
             name: "acme",
             token: "tok",
@@ -270,20 +261,9 @@ async fn history_across_a_dst_fold_lands_in_prometheus_exactly() {
 /// output nobody can write: one line, exit code 2, no request sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_arguments_are_one_line_and_exit_2() {
-    let sim = Sim::start().await;
-    sim.sim.add_tenant("tok", tz("America/Bogota"));
-    let dir = tempdir();
-    let cfg = write_config(
-        &sim,
-        dir.path(),
-        &[Op {
-            name: "acme",
-            token: "tok",
-            zone: "America/Bogota",
-            extra: "",
-        }],
-        "interval: 5m",
-    );
+    let bench = Bench::acme().await;
+    let (sim, dir) = (&bench.sim, &bench.dir);
+    let cfg = bench.config_file(&[ACME], "interval: 5m");
     let out = dir.path().join("out.om");
     let out = out.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
@@ -390,12 +370,13 @@ fn quick() -> Settings {
 /// asked again. Either way every row counts once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_at_the_cap_are_continued_or_halved() {
-    let sim = Sim::start().await;
+    let bench = Bench::new().await;
+    let (sim, dir) = (&bench.sim, &bench.dir);
     let z = tz("America/Bogota");
     let (from, to) = (midnight(&z, 2026, 3, 1), midnight(&z, 2026, 3, 2));
-    sim.sim.add_tenant("ordered", z.clone());
+    bench.tenant("ordered", "America/Bogota");
     sim.sim.add_rows("ordered", rows(&z, from, to, 70_000, "o"));
-    sim.sim.add_tenant("undated", z.clone());
+    bench.tenant("undated", "America/Bogota");
     sim.sim.add_rows("undated", rows(&z, from, to, 70_000, "u"));
     // Served in the middle of the day, with an empty `date`: a cut answer holding it
     // cannot say which of its rows are complete.
@@ -403,10 +384,7 @@ async fn answers_at_the_cap_are_continued_or_halved() {
     blank.at = wall(&z, from + secs(12 * 3600));
     blank.date = String::new();
     sim.sim.add_rows("undated", [blank]);
-    let dir = tempdir();
-    let cfg = write_config(
-        &sim,
-        dir.path(),
+    let config = bench.config(
         &[
             Op {
                 name: "ordered",
@@ -423,7 +401,6 @@ async fn answers_at_the_cap_are_continued_or_halved() {
         ],
         "interval: 1h",
     );
-    let config: Config = Config::from_file(&cfg, &ProcessEnv).unwrap().0;
     let run = |name: &str| {
         let req = Request {
             from: DateArg::parse("--from", "2026-03-01").unwrap(),
@@ -470,7 +447,8 @@ async fn answers_at_the_cap_are_continued_or_halved() {
 /// nonexistent local time, so one that starts at the transition asks from 01:00.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_answers_around_skipped_wall_times() {
-    let sim = Sim::start().await;
+    let bench = Bench::new().await;
+    let (sim, dir) = (&bench.sim, &bench.dir);
     let z = tz("America/Santiago");
     let at = |s: &str| s.parse::<Timestamp>().unwrap();
     let stamped = |h, m, n: usize, p: &str| -> Vec<SimRow> {
@@ -491,7 +469,7 @@ async fn cut_answers_around_skipped_wall_times() {
             .collect()
     };
     // "last": the answer is cut on a skipped second.
-    sim.sim.add_tenant("last", z.clone());
+    bench.tenant("last", "America/Santiago");
     sim.sim.add_rows(
         "last",
         rows(
@@ -514,7 +492,7 @@ async fn cut_answers_around_skipped_wall_times() {
         ),
     );
     // "kept": skipped seconds among the rows before the cut, which is at 01:05 (04:05Z).
-    sim.sim.add_tenant("kept", z.clone());
+    bench.tenant("kept", "America/Santiago");
     sim.sim.add_rows(
         "kept",
         rows(
@@ -530,7 +508,7 @@ async fn cut_answers_around_skipped_wall_times() {
     sim.sim.add_rows("kept", stamped(1, 5, 50, "r"));
     // "edge": few rows, and 20 stamped 00:30 on the gap's day, for ranges cut exactly
     // at the transition.
-    sim.sim.add_tenant("edge", z.clone());
+    bench.tenant("edge", "America/Santiago");
     sim.sim.add_rows(
         "edge",
         rows(
@@ -542,20 +520,13 @@ async fn cut_answers_around_skipped_wall_times() {
         ),
     );
     sim.sim.add_rows("edge", stamped(0, 30, 20, "g"));
-    let dir = tempdir();
     let op = |name| Op {
         name,
         token: name,
         zone: "America/Santiago",
         extra: "",
     };
-    let cfg = write_config(
-        &sim,
-        dir.path(),
-        &[op("last"), op("kept"), op("edge")],
-        "interval: 5m",
-    );
-    let config: Config = Config::from_file(&cfg, &ProcessEnv).unwrap().0;
+    let config = bench.config(&[op("last"), op("kept"), op("edge")], "interval: 5m");
     let run = |name: &str, from: &str, to: &str| {
         let req = Request {
             from: DateArg::parse("--from", from).unwrap(),
@@ -627,16 +598,14 @@ fn last_rows(text: &str, op: &str) -> Option<f64> {
 /// or meets a refused token, leaves no file behind. `--operation` asks only that one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_errors_are_retried_and_failures_leave_no_file() {
-    let sim = Sim::start().await;
+    let bench = Bench::new().await;
+    let (sim, dir) = (&bench.sim, &bench.dir);
     let z = tz("America/Santiago");
-    sim.sim.add_tenant("tok-b", z.clone());
+    bench.tenant("tok-b", "America/Santiago");
     let (from, to) = (midnight(&z, 2026, 3, 1), midnight(&z, 2026, 3, 3));
     sim.sim.add_rows("tok-b", rows(&z, from, to, 2000, "b"));
-    let dir = tempdir();
     // Operation "a" has a token the server refuses: asking for it would fail the run.
-    let cfg = write_config(
-        &sim,
-        dir.path(),
+    let config = bench.config(
         &[
             Op {
                 name: "a",
@@ -653,7 +622,6 @@ async fn transient_errors_are_retried_and_failures_leave_no_file() {
         ],
         "interval: 1h",
     );
-    let config: Config = Config::from_file(&cfg, &ProcessEnv).unwrap().0;
     let out = dir.path().join("b.om");
     let req = Request {
         from: DateArg::parse("--from", "2026-03-01").unwrap(),
@@ -735,9 +703,10 @@ async fn transient_errors_are_retried_and_failures_leave_no_file() {
 /// wall times; between them they still count every row once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_meeting_inside_a_fold_count_each_row_once() {
-    let sim = Sim::start().await;
+    let bench = Bench::new().await;
+    let (sim, dir) = (&bench.sim, &bench.dir);
     let z = tz("America/Santiago");
-    sim.sim.add_tenant("tok", z.clone());
+    bench.tenant("tok", "America/Santiago");
     let fold = "2026-04-05T03:00:00Z".parse::<Timestamp>().unwrap();
     // A row every 30 s from 22:00 (-03) to 01:00 (-04): both passes of 23:xx.
     let start = fold - secs(2 * 3600);
@@ -749,10 +718,7 @@ async fn runs_meeting_inside_a_fold_count_each_row_once() {
         })
         .collect();
     sim.sim.add_rows_at("tok", data);
-    let dir = tempdir();
-    let cfg = write_config(
-        &sim,
-        dir.path(),
+    let config = bench.config(
         &[Op {
             name: "acme",
             token: "tok",
@@ -761,7 +727,6 @@ async fn runs_meeting_inside_a_fold_count_each_row_once() {
         }],
         "interval: 5m",
     );
-    let config: Config = Config::from_file(&cfg, &ProcessEnv).unwrap().0;
     let run = |from: &str, to: &str, file: &str| {
         let req = Request {
             from: DateArg::parse("--from", from).unwrap(),
@@ -805,9 +770,10 @@ async fn measure_busy_days() {
         .ok()
         .and_then(|d| d.parse().ok())
         .unwrap_or(90);
-    let sim = Sim::start().await;
+    let bench = Bench::new().await;
+    let (sim, dir) = (&bench.sim, &bench.dir);
     let z = tz("America/Bogota");
-    sim.sim.add_tenant("busy", z.clone());
+    bench.tenant("busy", "America/Bogota");
     sim.sim.set_traffic(
         "busy",
         wolkvox_exporter::simulator::Traffic {
@@ -820,10 +786,7 @@ async fn measure_busy_days() {
     let today = Timestamp::now().to_zoned_datetime(z.clone()).date();
     let to = today.to_zoned_datetime(z.clone()).unwrap().timestamp();
     let from = to - SignedDuration::from_hours(days * 24);
-    let dir = tempdir();
-    let cfg = write_config(
-        &sim,
-        dir.path(),
+    let cfg = bench.config_file(
         &[Op {
             name: "busy",
             token: "busy",

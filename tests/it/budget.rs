@@ -20,9 +20,9 @@ fn minimum(rows: usize, days: f64) -> usize {
 /// the minimum number of requests; the split at the last row's second needs about 1x.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_over_the_cap_costs_close_to_the_minimum_of_requests() {
-    let sim = Sim::start().await;
+    let bench = Bench::acme().await;
+    let sim = &bench.sim;
     let z = tz("America/Bogota");
-    sim.sim.add_tenant("tok", z.clone());
     let now = Timestamp::now();
     let hours = SignedDuration::from_hours;
     let mut data: Vec<SimRow> = Vec::new();
@@ -37,20 +37,11 @@ async fn history_over_the_cap_costs_close_to_the_minimum_of_requests() {
     }
     let total = data.len();
     sim.sim.add_rows("tok", data.clone());
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
-        &[Op {
-            name: "acme",
-            token: "tok",
-            zone: "America/Bogota",
-            extra: "",
-        }],
+    let exp = bench.app(
+        &[ACME],
         // A debug-build simulator takes a while to cut 60,000 rows out of 250,000.
         "backfill: 3d, timeout: 30s",
     );
-    let exp = Exporter::start(dir.path(), &yaml, &[]);
     let s = exp
         .wait_for(180, "all history counted", |s| {
             s.sum("wolkvox_ivr_rows_total", &[]) >= total as f64

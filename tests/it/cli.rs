@@ -208,12 +208,10 @@ fn help_names_the_environment_variables() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reports_in_plain_words() {
-    let sim = Sim::start().await;
-    sim.sim.add_tenant("good", tz("America/Bogota"));
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
+    let bench = Bench::new().await;
+    let (sim, dir) = (&bench.sim, &bench.dir);
+    bench.tenant("good", "America/Bogota");
+    let yaml = bench.yaml(
         &[
             Op {
                 name: "fine",
@@ -276,8 +274,8 @@ async fn check_reports_in_plain_words() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthcheck_and_sigterm() {
-    let sim = Sim::start().await;
-    sim.sim.add_tenant("tok", tz("America/Bogota"));
+    let bench = Bench::acme().await;
+    let (sim, dir) = (&bench.sim, &bench.dir);
     // A slow upstream answer is in flight when SIGTERM arrives.
     sim.sim.push_faults(
         "tok",
@@ -285,19 +283,7 @@ async fn healthcheck_and_sigterm() {
             std::time::Duration::from_secs(30),
         )],
     );
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
-        &[Op {
-            name: "acme",
-            token: "tok",
-            zone: "America/Bogota",
-            extra: "",
-        }],
-        "backfill: 1h, timeout: 60s",
-    );
-    let mut exp = Exporter::start(dir.path(), &yaml, &[]);
+    let mut exp = bench.binary(&[ACME], "backfill: 1h, timeout: 60s", &[]);
     let url = format!("http://{}/-/healthy", exp.addr);
     let ok = tokio::task::spawn_blocking(move || {
         Command::new(BIN)
@@ -349,21 +335,12 @@ async fn healthcheck_and_sigterm() {
 /// binds loopback (IPv4 first), and the exporter answers there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_address_takes_a_host_name() {
-    let sim = Sim::start().await;
-    sim.sim.add_tenant("tok", tz("America/Bogota"));
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
-        &[Op {
-            name: "acme",
-            token: "tok",
-            zone: "America/Bogota",
-            extra: "",
-        }],
+    let bench = Bench::acme().await;
+    let exp = bench.binary(
+        &[ACME],
         "backfill: 1h",
+        &["--web.listen-address", "localhost:0"],
     );
-    let exp = Exporter::start(dir.path(), &yaml, &["--web.listen-address", "localhost:0"]);
     assert_eq!(exp.addr.ip().to_string(), "127.0.0.1", "{}", exp.log());
     let (status, body) = exp.get("/-/healthy").await;
     assert_eq!((status, body.as_str()), (200, "OK\n"));

@@ -1,5 +1,7 @@
-//! The test bench: the real binary against the in-process simulator, scrapes parsed
-//! into numbers, and waiting for a condition instead of sleeping a fixed time.
+//! The test bench: the exporter (in-process, or the binary where the binary is what is
+//! tested) against the in-process simulator, scrapes parsed into numbers, and waiting
+//! for a condition instead of sleeping a fixed time. The bench itself (simulator,
+//! tenants, operations, the in-process app) is in [`crate::app`].
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -15,6 +17,8 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use wolkvox_exporter::simulator::{SimRow, Simulator};
+
+pub use crate::app::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_wolkvox-exporter");
 
@@ -102,11 +106,65 @@ pub fn config(sim: &Sim, dir: &Path, ops: &[Op<'_>], poll: &str) -> String {
     y
 }
 
-/// The exporter binary, running.
-pub struct Exporter {
-    pub child: Child,
+/// An exporter serving on loopback, the binary or in-process: where it listens and
+/// what it has logged.
+pub struct Endpoint {
     pub addr: SocketAddr,
     pub log: Arc<Mutex<String>>,
+}
+
+impl Endpoint {
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(format!("http://{}{path}", self.addr))
+            .await
+            .unwrap_or_else(|e| panic!("request to exporter: {e}\n--- log ---\n{}", self.log()));
+        let status = r.status().as_u16();
+        (status, r.text().await.expect("body"))
+    }
+
+    pub async fn scrape(&self) -> Scrape {
+        let (status, body) = self.get("/metrics").await;
+        assert_eq!(status, 200, "{body}");
+        Scrape::parse(&body)
+    }
+
+    /// Scrapes until `cond` holds, for up to `secs` seconds; panics with the log if not.
+    pub async fn wait_for(&self, secs: u64, what: &str, cond: impl Fn(&Scrape) -> bool) -> Scrape {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.scrape().await;
+            if cond(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}\n--- metrics ---\n{}\n--- log ---\n{}",
+                    s.text,
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The exporter binary, running: for what only the binary shows (exit codes, signals,
+/// `kill -9`, flags, stderr). Everything else runs in-process: [`spawn_app`].
+pub struct Exporter {
+    pub child: Child,
+    endpoint: Endpoint,
+}
+
+impl std::ops::Deref for Exporter {
+    type Target = Endpoint;
+
+    fn deref(&self) -> &Endpoint {
+        &self.endpoint
+    }
 }
 
 impl Exporter {
@@ -161,43 +219,9 @@ impl Exporter {
                 panic!("exporter did not start:\n{}", log.lock().unwrap());
             }
         };
-        Exporter { child, addr, log }
-    }
-
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    pub async fn get(&self, path: &str) -> (u16, String) {
-        let r = reqwest::get(format!("http://{}{path}", self.addr))
-            .await
-            .expect("request to exporter");
-        let status = r.status().as_u16();
-        (status, r.text().await.expect("body"))
-    }
-
-    pub async fn scrape(&self) -> Scrape {
-        let (status, body) = self.get("/metrics").await;
-        assert_eq!(status, 200, "{body}");
-        Scrape::parse(&body)
-    }
-
-    /// Scrapes until `cond` holds, for up to `secs` seconds; panics with the log if not.
-    pub async fn wait_for(&self, secs: u64, what: &str, cond: impl Fn(&Scrape) -> bool) -> Scrape {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let s = self.scrape().await;
-            if cond(&s) {
-                return s;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "timed out waiting for {what}\n--- metrics ---\n{}\n--- log ---\n{}",
-                    s.text,
-                    self.log()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        Exporter {
+            child,
+            endpoint: Endpoint { addr, log },
         }
     }
 

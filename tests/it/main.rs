@@ -1,6 +1,7 @@
-//! Integration tests, compiled into one binary: the real exporter binary against the
-//! built-in simulator.
+//! Integration tests, compiled into one binary: the exporter (in-process, or the binary
+//! where the binary is what is tested) against the built-in simulator.
 
+mod app;
 mod backfill;
 mod budget;
 mod calls;

@@ -1,4 +1,5 @@
-//! The poll cycle from outside: the binary against the simulator, exact counts.
+//! The poll cycle from outside: the exporter in-process against the simulator, exact
+//! counts.
 
 use jiff::{SignedDuration, Timestamp};
 use wolkvox_exporter::simulator::{Fault, SimRow};
@@ -14,9 +15,9 @@ fn secs(n: i64) -> SignedDuration {
 /// and later settle re-polls count nothing again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_over_the_row_cap_is_counted_exactly() {
-    let sim = Sim::start().await;
+    let bench = Bench::acme().await;
+    let sim = &bench.sim;
     let z = tz("America/Bogota");
-    sim.sim.add_tenant("tok", z.clone());
     let now = Timestamp::now();
     // The newest rows lie a few seconds ahead, so settle re-polls serve them again.
     let mut data = rows(
@@ -31,19 +32,7 @@ async fn history_over_the_row_cap_is_counted_exactly() {
     data.push(dup.clone());
     data.push(dup);
     sim.sim.add_rows("tok", data.clone());
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
-        &[Op {
-            name: "acme",
-            token: "tok",
-            zone: "America/Bogota",
-            extra: "",
-        }],
-        "backfill: 3h",
-    );
-    let exp = Exporter::start(dir.path(), &yaml, &[]);
+    let exp = bench.app(&[ACME], "backfill: 3h");
     let total = data.len() as f64;
     let s = exp
         .wait_for(120, "all history counted", |s| {
@@ -96,9 +85,9 @@ async fn history_over_the_row_cap_is_counted_exactly() {
 /// and rows that show up late (inside settle). Fails if de-duplication is switched off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settle_repolls_and_window_edges_count_each_row_once() {
-    let sim = Sim::start().await;
+    let bench = Bench::acme().await;
+    let sim = &bench.sim;
     let z = tz("America/Bogota");
-    sim.sim.add_tenant("tok", z.clone());
     let start = Timestamp::from_second(Timestamp::now().as_second() + 1).unwrap();
     let mut data = Vec::new();
     for s in 0..8 {
@@ -131,19 +120,7 @@ async fn settle_repolls_and_window_edges_count_each_row_once() {
         );
     }
     sim.sim.add_rows("tok", data.clone());
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
-        &[Op {
-            name: "acme",
-            token: "tok",
-            zone: "America/Bogota",
-            extra: "",
-        }],
-        "backfill: 10s",
-    );
-    let exp = Exporter::start(dir.path(), &yaml, &[]);
+    let exp = bench.app(&[ACME], "backfill: 10s");
     let last = start + secs(8 + 5 + 1);
     let s = exp
         .wait_for(40, "watermark past the last row plus settle", |s| {
@@ -176,9 +153,9 @@ async fn settle_repolls_and_window_edges_count_each_row_once() {
 /// counted exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_are_classified_retried_and_lose_nothing() {
-    let sim = Sim::start().await;
+    let bench = Bench::acme().await;
+    let sim = &bench.sim;
     let z = tz("America/Bogota");
-    sim.sim.add_tenant("tok", z.clone());
     let now = Timestamp::now();
     let data = rows(
         &z,
@@ -206,19 +183,7 @@ async fn faults_are_classified_retried_and_lose_nothing() {
             Fault::Hang,
         ],
     );
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
-        &[Op {
-            name: "acme",
-            token: "tok",
-            zone: "America/Bogota",
-            extra: "",
-        }],
-        "backfill: 1h",
-    );
-    let exp = Exporter::start(dir.path(), &yaml, &[]);
+    let exp = bench.app(&[ACME], "backfill: 1h");
     let s = exp
         .wait_for(90, "recovery", |s| {
             s.sum("wolkvox_ivr_rows_total", &[]) >= data.len() as f64
@@ -265,9 +230,9 @@ async fn faults_are_classified_retried_and_lose_nothing() {
 /// exporter asks again from the failed part only (less the settle window).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_part_changes_no_business_counter_and_resumes_there() {
-    let sim = Sim::start().await;
+    let bench = Bench::acme().await;
+    let sim = &bench.sim;
     let z = tz("America/Bogota");
-    sim.sim.add_tenant("tok", z.clone());
     let now = Timestamp::now();
     // 40 days of backfill: two parts (31-day cut), rows in both.
     let old = rows(
@@ -290,19 +255,8 @@ async fn a_failed_part_changes_no_business_counter_and_resumes_there() {
         "tok",
         [Fault::Slow(std::time::Duration::ZERO), Fault::InvalidToken],
     );
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
-        &[Op {
-            name: "acme",
-            token: "tok",
-            zone: "America/Bogota",
-            extra: "",
-        }],
-        "backfill: 40d",
-    );
-    let mut exp = Exporter::start(dir.path(), &yaml, &[]);
+    let config = bench.config(&[ACME], "backfill: 40d");
+    let exp = spawn_app(config.clone());
     let s = exp
         .wait_for(30, "the failed cycle", |s| {
             s.sum("wolkvox_poll_errors_total", &[("reason", "invalid_token")]) == 1.0
@@ -347,8 +301,8 @@ async fn a_failed_part_changes_no_business_counter_and_resumes_there() {
     let (_, page) = exp.get("/").await;
     assert!(page.contains("invalid_token"), "{page}");
     // A refused token waits five minutes: restart instead, as an operator would.
-    exp.kill9();
-    let exp = Exporter::start(dir.path(), &yaml, &[]);
+    exp.crash();
+    let exp = spawn_app(config);
     let s = exp
         .wait_for(30, "the rest of the range", |s| {
             s.sum("wolkvox_ivr_rows_total", &[]) == 100.0 && s.sum("wolkvox_up", &[]) == 1.0
@@ -368,7 +322,8 @@ async fn a_failed_part_changes_no_business_counter_and_resumes_there() {
 /// zone's wall time, exact counts for both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_operations_in_different_zones() {
-    let sim = Sim::start().await;
+    let bench = Bench::new().await;
+    let sim = &bench.sim;
     let ops = [
         ("bogota", "tok-b", "America/Bogota"),
         ("kolkata", "tok-k", "Asia/Kolkata"),
@@ -376,8 +331,7 @@ async fn two_operations_in_different_zones() {
     let now = Timestamp::now();
     let mut all = Vec::new();
     for (name, token, zone) in ops {
-        let z = tz(zone);
-        sim.sim.add_tenant(token, z.clone());
+        let z = bench.tenant(token, zone);
         let mut data = rows(
             &z,
             now - SignedDuration::from_mins(50),
@@ -391,10 +345,7 @@ async fn two_operations_in_different_zones() {
         sim.sim.add_rows(token, data.clone());
         all.push((name, zone, data));
     }
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
+    let exp = bench.app(
         &[
             Op {
                 name: "bogota",
@@ -411,7 +362,6 @@ async fn two_operations_in_different_zones() {
         ],
         "backfill: 1h",
     );
-    let exp = Exporter::start(dir.path(), &yaml, &[]);
     let s = exp
         .wait_for(30, "both operations", |s| {
             s.sum("wolkvox_ivr_rows_total", &[("operation", "bogota")]) >= 300.0
@@ -449,9 +399,9 @@ async fn two_operations_in_different_zones() {
 /// Two operations on one token with max_concurrent_requests 1 never overlap requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_on_one_token_never_overlap_beyond_the_limit() {
-    let sim = Sim::start().await;
-    let z = tz("America/Bogota");
-    sim.sim.add_tenant("shared", z.clone());
+    let bench = Bench::new().await;
+    let sim = &bench.sim;
+    let z = bench.tenant("shared", "America/Bogota");
     let now = Timestamp::now();
     sim.sim.add_rows(
         "shared",
@@ -467,10 +417,7 @@ async fn requests_on_one_token_never_overlap_beyond_the_limit() {
         "shared",
         (0..8).map(|_| Fault::Slow(std::time::Duration::from_millis(300))),
     );
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
+    let exp = bench.app(
         &[
             Op {
                 name: "one",
@@ -487,7 +434,6 @@ async fn requests_on_one_token_never_overlap_beyond_the_limit() {
         ],
         "backfill: 30m",
     );
-    let exp = Exporter::start(dir.path(), &yaml, &[]);
     exp.wait_for(30, "several requests", |s| {
         s.sum("wolkvox_api_requests_total", &[]) >= 10.0
     })
@@ -507,23 +453,10 @@ async fn requests_on_one_token_never_overlap_beyond_the_limit() {
 /// time instead of retrying every few seconds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_token_budget_backs_off_for_long() {
-    let sim = Sim::start().await;
-    let z = tz("America/Bogota");
-    sim.sim.add_tenant("tok", z.clone());
+    let bench = Bench::acme().await;
+    let sim = &bench.sim;
     sim.sim.push_faults("tok", [Fault::TokenLimit]);
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
-        &[Op {
-            name: "acme",
-            token: "tok",
-            zone: "America/Bogota",
-            extra: "",
-        }],
-        "backfill: 1h",
-    );
-    let exp = Exporter::start(dir.path(), &yaml, &[]);
+    let exp = bench.app(&[ACME], "backfill: 1h");
     exp.wait_for(20, "token_limit", |s| {
         s.sum("wolkvox_poll_errors_total", &[("reason", "token_limit")]) == 1.0
     })
@@ -542,21 +475,8 @@ async fn a_spent_token_budget_backs_off_for_long() {
 /// No records in the range: the API's 404 is zero rows, not an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_ranges_are_not_errors() {
-    let sim = Sim::start().await;
-    sim.sim.add_tenant("tok", tz("America/Bogota"));
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
-        &[Op {
-            name: "acme",
-            token: "tok",
-            zone: "America/Bogota",
-            extra: "",
-        }],
-        "backfill: 1h",
-    );
-    let exp = Exporter::start(dir.path(), &yaml, &[]);
+    let bench = Bench::acme().await;
+    let exp = bench.app(&[ACME], "backfill: 1h");
     let s = exp
         .wait_for(20, "a few empty cycles", |s| {
             s.sum("wolkvox_api_requests_total", &[("code", "404")]) >= 3.0
@@ -627,9 +547,9 @@ async fn demo_shows_data() {
 /// parts: each row of both passes of the repeated hour is counted exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn santiago_dst_history_counts_each_row_once() {
-    let sim = Sim::start().await;
-    let z = tz("America/Santiago");
-    sim.sim.add_tenant("tok", z.clone());
+    let bench = Bench::new().await;
+    let sim = &bench.sim;
+    let z = bench.tenant("tok", "America/Santiago");
     let fold: Timestamp = "2026-04-05T03:00:00Z".parse().unwrap();
     let gap: Timestamp = "2026-09-06T04:00:00Z".parse().unwrap();
     let mut placed = Vec::new();
@@ -653,10 +573,7 @@ async fn santiago_dst_history_counts_each_row_once() {
     let data: Vec<SimRow> = placed.iter().map(|(_, r)| r.clone()).collect();
     sim.sim.add_rows_at("tok", placed);
     let days = Timestamp::now().duration_since(fold).as_hours() / 24 + 2;
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
+    let exp = bench.app(
         &[Op {
             name: "scl",
             token: "tok",
@@ -665,7 +582,6 @@ async fn santiago_dst_history_counts_each_row_once() {
         }],
         &format!("backfill: {days}d"),
     );
-    let exp = Exporter::start(dir.path(), &yaml, &[]);
     let s = exp
         .wait_for(60, "the history", |s| s.sum("wolkvox_up", &[]) == 1.0)
         .await;
@@ -695,9 +611,9 @@ async fn santiago_dst_history_counts_each_row_once() {
 /// A failing operation never holds up the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_operation_does_not_hold_up_the_others() {
-    let sim = Sim::start().await;
-    let z = tz("America/Bogota");
-    sim.sim.add_tenant("good", z.clone());
+    let bench = Bench::new().await;
+    let sim = &bench.sim;
+    let z = bench.tenant("good", "America/Bogota");
     let now = Timestamp::now();
     sim.sim.add_rows(
         "good",
@@ -710,15 +626,12 @@ async fn a_failing_operation_does_not_hold_up_the_others() {
         ),
     );
     // A slow, failing upstream for the other operation.
-    sim.sim.add_tenant("slow", z.clone());
+    bench.tenant("slow", "America/Bogota");
     sim.sim.push_faults(
         "slow",
         (0..20).map(|_| Fault::Slow(std::time::Duration::from_secs(30))),
     );
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
+    let exp = bench.app(
         &[
             Op {
                 name: "good",
@@ -741,7 +654,6 @@ async fn a_failing_operation_does_not_hold_up_the_others() {
         ],
         "backfill: 1h",
     );
-    let exp = Exporter::start(dir.path(), &yaml, &[]);
     let s = exp
         .wait_for(30, "the good operation", |s| {
             s.sum("wolkvox_ivr_rows_total", &[("operation", "good")]) == 120.0

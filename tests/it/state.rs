@@ -30,9 +30,9 @@ impl SplitMix {
 /// no first scrape after a restart is lower than the last scrape before the kill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_loses_and_doubles_nothing() {
-    let sim = Sim::start().await;
+    let bench = Bench::acme().await;
+    let sim = &bench.sim;
     let z = tz("America/Bogota");
-    sim.sim.add_tenant("tok", z.clone());
     let now = Timestamp::now();
     // History, plus rows arriving over the next 25 s while the kills go on.
     let data = rows(
@@ -43,18 +43,8 @@ async fn kill_9_loses_and_doubles_nothing() {
         "k",
     );
     sim.sim.add_rows("tok", data.clone());
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
-        &[Op {
-            name: "acme",
-            token: "tok",
-            zone: "America/Bogota",
-            extra: "",
-        }],
-        "backfill: 30m",
-    );
+    let dir = &bench.dir;
+    let yaml = bench.yaml(&[ACME], "backfill: 30m");
     let mut rng = SplitMix(20261127);
     let mut last_before_kill = 0.0;
     let kills = 24;
@@ -111,9 +101,9 @@ async fn kill_9_loses_and_doubles_nothing() {
 /// backfill, and the first scrape already shows the saved totals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_resumes_at_the_watermark_minus_settle() {
-    let sim = Sim::start().await;
+    let bench = Bench::acme().await;
+    let sim = &bench.sim;
     let z = tz("America/Bogota");
-    sim.sim.add_tenant("tok", z.clone());
     let now = Timestamp::now();
     let data = rows(
         &z,
@@ -123,18 +113,8 @@ async fn restart_resumes_at_the_watermark_minus_settle() {
         "r",
     );
     sim.sim.add_rows("tok", data.clone());
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
-        &[Op {
-            name: "acme",
-            token: "tok",
-            zone: "America/Bogota",
-            extra: "",
-        }],
-        "backfill: 1h",
-    );
+    let dir = &bench.dir;
+    let yaml = bench.yaml(&[ACME], "backfill: 1h");
     let mut exp = Exporter::start(dir.path(), &yaml, &[]);
     exp.wait_for(20, "history", |s| {
         s.sum("wolkvox_ivr_rows_total", &[]) >= 400.0
@@ -180,20 +160,9 @@ async fn restart_resumes_at_the_watermark_minus_settle() {
 /// Unreadable state stops the start with one line; --state.reset moves it aside.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreadable_state_and_state_reset() {
-    let sim = Sim::start().await;
-    sim.sim.add_tenant("tok", tz("America/Bogota"));
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
-        &[Op {
-            name: "acme",
-            token: "tok",
-            zone: "America/Bogota",
-            extra: "",
-        }],
-        "backfill: 1h",
-    );
+    let bench = Bench::acme().await;
+    let dir = &bench.dir;
+    let yaml = bench.yaml(&[ACME], "backfill: 1h");
     let cfg = dir.path().join("config.yaml");
     std::fs::write(&cfg, &yaml).unwrap();
     std::fs::create_dir_all(dir.path().join("state")).unwrap();
@@ -235,27 +204,17 @@ async fn unreadable_state_and_state_reset() {
 /// Changed histogram buckets: refused with the reason, not silently mixed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changed_buckets_are_refused_and_orphans_left_alone() {
-    let sim = Sim::start().await;
-    sim.sim.add_tenant("tok", tz("America/Bogota"));
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
-        &[Op {
-            name: "acme",
-            token: "tok",
-            zone: "America/Bogota",
-            extra: "",
-        }],
-        "backfill: 1h",
-    );
-    let mut exp = Exporter::start(dir.path(), &yaml, &[]);
+    let bench = Bench::acme().await;
+    let dir = &bench.dir;
+    let yaml = bench.yaml(&[ACME], "backfill: 1h");
+    let config = bench.config(&[ACME], "backfill: 1h");
+    let exp = spawn_app(config.clone());
     exp.wait_for(20, "a cycle", |s| s.sum("wolkvox_up", &[]) == 1.0)
         .await;
-    exp.kill9();
+    exp.crash();
     // An operation no longer configured: its state is left alone, with a warning.
     std::fs::write(dir.path().join("state").join("retired.json"), b"{}").unwrap();
-    let exp = Exporter::start(dir.path(), &yaml, &[]);
+    let exp = spawn_app(config);
     exp.wait_for(20, "a cycle", |s| s.sum("wolkvox_up", &[]) == 1.0)
         .await;
     assert!(
@@ -293,9 +252,9 @@ async fn changed_buckets_are_refused_and_orphans_left_alone() {
 /// disk is writable again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_save_never_advances_the_watermark() {
-    let sim = Sim::start().await;
+    let bench = Bench::acme().await;
+    let sim = &bench.sim;
     let z = tz("America/Bogota");
-    sim.sim.add_tenant("tok", z.clone());
     let now = Timestamp::now();
     let data = rows(
         &z,
@@ -305,23 +264,12 @@ async fn a_failing_save_never_advances_the_watermark() {
         "w",
     );
     sim.sim.add_rows("tok", data.clone());
-    let dir = tempdir();
-    let yaml = config(
-        &sim,
-        dir.path(),
-        &[Op {
-            name: "acme",
-            token: "tok",
-            zone: "America/Bogota",
-            extra: "",
-        }],
-        "backfill: 1h",
-    );
+    let dir = &bench.dir;
     // A directory where the temporary file must go makes every save fail (root ignores
     // file modes, so a read-only directory would not).
     let blocker = dir.path().join("state").join("acme.json.tmp");
     std::fs::create_dir_all(&blocker).unwrap();
-    let exp = Exporter::start(dir.path(), &yaml, &[]);
+    let exp = bench.app(&[ACME], "backfill: 1h");
     let s = exp
         .wait_for(20, "save failures", |s| {
             s.sum("wolkvox_state_save_failures_total", &[]) >= 2.0
