@@ -4,6 +4,9 @@
 //! - `ingest`: what the exporter does with an answer: decode (borrowing), check the
 //!   envelope, de-duplicate against the cycle's batch, apply the new rows to the totals.
 //!
+//! - `ingest_rows_only`: `ingest` of the same rows without `conn_id`, the row-only path:
+//!   the difference is what grouping rows into calls costs.
+//!
 //! The goal is `ingest / plain_decode <= 1.5`; the ratio is printed at the end
 //! from criterion's own estimates. The pieces of `ingest` are benched too, to show where
 //! its time goes.
@@ -88,6 +91,34 @@ fn bench(c: &mut Criterion) {
             (got.is_ok(), totals.rows)
         })
     });
+    // The same rows without `conn_id`: the row-only path, to price the call grouping.
+    let (mut no_calls, _) = common::rows(if common::measuring() {
+        common::FULL_ANSWER_ROWS
+    } else {
+        1_000
+    });
+    for r in &mut no_calls {
+        r.conn_id.clear();
+    }
+    let rows_only = common::body(&no_calls);
+    g.bench_function("ingest_rows_only", |b| {
+        b.iter(|| {
+            let ledger = Ledger::new();
+            let mut batch = ledger.begin();
+            let mut totals = Totals::default();
+            let got = ingest(
+                &rows_only,
+                &q,
+                &tz,
+                &mut batch,
+                &mut totals,
+                &mut Calls::with_key(CallKey::from_u128(1)),
+                &limits,
+                &bounds,
+            );
+            (got.is_ok(), totals.rows)
+        })
+    });
     // The pieces, for finding where time goes.
     g.bench_function("piece_decode", |b| {
         b.iter(|| rows_of(&body).map(|r| r.len()).unwrap_or(0))
@@ -135,6 +166,15 @@ fn main() {
                 i / p
             ),
             _ => println!("\nSUMMARY ratio not available (run both benches of {GROUP})"),
+        }
+        if let (Some(i), Some(r)) = (ingest, common::estimate(GROUP, "ingest_rows_only", started)) {
+            println!(
+                "SUMMARY calls: ingest / ingest_rows_only = {:.2} ms / {:.2} ms = {:.2} ({:.0} ns a row for the call grouping)",
+                i / 1e6,
+                r / 1e6,
+                i / r,
+                (i - r) / common::FULL_ANSWER_ROWS as f64
+            );
         }
     }
 }

@@ -175,3 +175,54 @@ fn inline_token_warns_and_never_echoes_it() {
     assert_eq!(w.len(), 1);
     assert!(!w[0].contains("s3cr3t"));
 }
+
+#[test]
+fn calls_default_to_settle_and_override_key_by_key() {
+    let c = load(GOOD, &env(&[("T", "tok")])).unwrap();
+    assert_eq!(c.operations[0].calls.close_after, Duration::from_secs(1800));
+    assert!(c.operations[0].calls.self_service.options.is_empty());
+    let yaml = "poll: {settle: 10m}\ncalls:\n  self_service: {options: [SALDO, \" pulse \"], transfers: [\"9999\"]}\noperations:\n  - name: a\n    base_url: http://127.0.0.1:9/\n    token: t\n    calls: {self_service: {options: [HORARIOS]}}\n  - name: b\n    base_url: http://127.0.0.1:9/\n    token: t\n    poll: {settle: 1m}\n    calls: {close_after: 90s}\n";
+    let c = load(yaml, &env(&[])).unwrap();
+    let (a, b) = (&c.operations[0].calls, &c.operations[1].calls);
+    // a: close_after from its settle (the top-level one); options its own, transfers
+    // from the top level.
+    assert_eq!(a.close_after, Duration::from_secs(600));
+    assert_eq!(a.self_service.options, ["HORARIOS".to_string()].into());
+    assert_eq!(a.self_service.transfers, ["9999".to_string()].into());
+    // b: its own close_after; options as rows read them (trimmed, PULSE upper-cased).
+    assert_eq!(b.close_after, Duration::from_secs(90));
+    assert_eq!(
+        b.self_service.options,
+        ["SALDO".to_string(), "PULSE".to_string()].into()
+    );
+}
+
+#[test]
+fn bad_calls_keys_are_named() {
+    let op = "operations:\n  - name: a\n    server: \"1\"\n    token: t\n";
+    for (yaml, want) in [
+        (
+            format!("{op}calls: {{close_after: soon}}\n"),
+            "calls.close_after: invalid duration \"soon\"",
+        ),
+        (
+            format!("{op}    calls: {{close_after: 1.5s}}\n"),
+            "operations[0] (a).calls.close_after: must be a whole number of seconds",
+        ),
+        (
+            format!("{op}calls: {{self_service: {{options: [SALDO, \"  \"]}}}}\n"),
+            "calls.self_service.options[1]: is empty; list the values as the report writes them",
+        ),
+        (
+            format!("{op}    calls: {{self_service: {{transfers: [\"\"]}}}}\n"),
+            "operations[0] (a).calls.self_service.transfers[0]: is empty",
+        ),
+        (
+            format!("{op}calls: {{closing: 1m}}\n"),
+            "unknown field `closing`",
+        ),
+    ] {
+        let e = load(&yaml, &env(&[])).unwrap_err();
+        assert!(e.starts_with(want) || e.contains(want), "{yaml}: {e}");
+    }
+}
