@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod fetch;
+pub mod fleet;
 pub mod ingest;
 pub mod ledger;
 pub mod logging;

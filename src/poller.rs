@@ -100,6 +100,7 @@ pub struct Poller {
 
 impl Poller {
     /// A poller starting from `saved` state, or fresh from `now` when there is none.
+    /// `counters_live`: `metrics` already count what `saved` holds (a reload).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         op: Operation,
@@ -111,6 +112,7 @@ impl Poller {
         saved: Option<OpState>,
         shared: SharedTotals,
         key: CallKey,
+        counters_live: bool,
         now: Timestamp,
     ) -> Result<Poller, RestoreError> {
         let name = op.name.clone();
@@ -156,12 +158,16 @@ impl Poller {
                 window_splits: s.window_splits,
                 state_save_failures: s.state_save_failures,
             };
-            metrics.restore(
-                &counters,
-                watermark,
-                s.saved_at,
-                (requests_day == Some(today)).then_some(requests_today),
-            );
+            // After a reload the series already hold these counts (the poller before
+            // this one saved them on its way out): adding them again would double them.
+            if !counters_live {
+                metrics.restore(
+                    &counters,
+                    watermark,
+                    s.saved_at,
+                    (requests_day == Some(today)).then_some(requests_today),
+                );
+            }
             totals = Totals::from(s.totals);
         }
         metrics.ledger_rows(ledger.len());
@@ -197,8 +203,19 @@ impl Poller {
         &self.op.name
     }
 
-    /// Polls until `shutdown` turns true, then saves and returns.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    /// The totals `/metrics` renders for this operation.
+    pub fn totals(&self) -> SharedTotals {
+        Arc::clone(&self.totals)
+    }
+
+    /// This operation's own series.
+    pub fn metrics(&self) -> &OpMetrics {
+        &self.metrics
+    }
+
+    /// Polls until `shutdown` turns true, then saves and gives the poller back (a
+    /// reload continues it with a changed operation).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Poller {
         let mut failures: u32 = 0;
         loop {
             if *shutdown.borrow() {
@@ -244,6 +261,27 @@ impl Poller {
             tracing::warn!(operation = %self.op.name, error = %e, "could not save state at shutdown");
         }
         tracing::debug!(operation = %self.op.name, "poller stopped");
+        self
+    }
+
+    /// The same poller (watermark, remembered rows, open calls, totals) for a changed
+    /// configuration of its operation: a rotated token, other poll keys, other calls
+    /// rules, other limits. The caller has stopped it; `run` continues it.
+    pub fn reconfigure(mut self, op: Operation, client: Client, limits: Limits) -> Poller {
+        self.calls.set_self_service(op.calls.self_service.clone());
+        {
+            let mut st = match self.status.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            st.zone = op.zone_name.clone();
+        }
+        self.op = op;
+        self.client = client;
+        self.limits = limits;
+        // The next cycle asks for its token's budget again: it may be another token.
+        self.next_token_info = Timestamp::now();
+        self
     }
 
     /// Fetches `range` through the engine, committing part by part.

@@ -2,7 +2,7 @@
 //! to date, and the landing page drawn from it.
 
 use std::fmt::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use jiff::Timestamp;
 
@@ -20,6 +20,30 @@ pub struct Status {
 }
 
 pub type SharedStatus = Arc<Mutex<Status>>;
+
+/// Every operation's status, in config order: replaced whole by a config reload.
+#[derive(Debug, Default)]
+pub struct Statuses(RwLock<Vec<SharedStatus>>);
+
+impl Statuses {
+    pub fn new(list: Vec<SharedStatus>) -> Statuses {
+        Statuses(RwLock::new(list))
+    }
+
+    pub fn set(&self, list: Vec<SharedStatus>) {
+        match self.0.write() {
+            Ok(mut g) => *g = list,
+            Err(p) => *p.into_inner() = list,
+        }
+    }
+
+    pub fn list(&self) -> Vec<SharedStatus> {
+        match self.0.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
 
 /// A copy of every operation's status, in config order.
 pub fn snapshot(statuses: &[SharedStatus]) -> Vec<Status> {

@@ -134,6 +134,17 @@ impl Calls {
         }
     }
 
+    /// Other self-service options and transfers from now on (a config reload); calls
+    /// already open keep what their rows had.
+    pub fn set_self_service(&mut self, self_service: SelfService) {
+        if self.rules.self_service != self_service {
+            self.rules = Arc::new(CallRules {
+                key: self.rules.key,
+                self_service,
+            });
+        }
+    }
+
     pub fn rules(&self) -> &CallRules {
         &self.rules
     }

@@ -111,7 +111,7 @@ pub struct Config {
     pub state_dir: PathBuf,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Operation {
     pub name: String,
     /// Base URL without the API path, e.g. `https://wv0042.wolkvox.com/`.

@@ -17,7 +17,8 @@ pub type SharedTotals = Arc<RwLock<Arc<Totals>>>;
 /// Renders every operation's [`Totals`] at scrape time.
 pub struct BusinessCollector {
     bounds: Vec<f64>,
-    ops: Vec<(String, SharedTotals)>,
+    /// Changed only by a config reload that adds or removes operations.
+    ops: RwLock<Vec<(String, SharedTotals)>>,
 }
 
 const L: [&str; 3] = ["operation", "rp_id", "rp_name"];
@@ -108,7 +109,29 @@ pub(super) struct Snapshot<'a> {
 
 impl BusinessCollector {
     pub fn new(bounds: Vec<f64>, ops: Vec<(String, SharedTotals)>) -> BusinessCollector {
-        BusinessCollector { bounds, ops }
+        BusinessCollector {
+            bounds,
+            ops: RwLock::new(ops),
+        }
+    }
+
+    /// Renders `name`'s totals from now on (replacing any it had).
+    pub fn insert(&self, name: &str, totals: SharedTotals) {
+        let mut ops = match self.ops.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        ops.retain(|(n, _)| n != name);
+        ops.push((name.to_string(), totals));
+    }
+
+    /// Stops rendering `name`'s totals: its series leave `/metrics`.
+    pub fn remove(&self, name: &str) {
+        let mut ops = match self.ops.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        ops.retain(|(n, _)| n != name);
     }
 
     /// The business families' names, in the order `Registry::gather` gives them.
@@ -122,8 +145,11 @@ impl BusinessCollector {
 
     /// Runs `f` over a snapshot of every operation's totals.
     pub(super) fn with_snapshot<R>(&self, f: impl FnOnce(&Snapshot<'_>) -> R) -> R {
-        let mut ops: Vec<(&str, Arc<Totals>)> = self
-            .ops
+        let registered = match self.ops.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let mut ops: Vec<(&str, Arc<Totals>)> = registered
             .iter()
             .map(|(op, shared)| {
                 // Take the snapshot and let go of the lock before rendering.

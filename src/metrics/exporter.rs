@@ -32,6 +32,8 @@ pub struct ExporterMetrics {
     /// From the API's `token_info`, refreshed hourly; absent until it answers.
     token_limit: IntGaugeVec,
     token_used_today: IntGaugeVec,
+    reload_successful: IntGauge,
+    reload_success_time: Gauge,
 }
 
 /// What the state file holds of an operation's own counters.
@@ -150,6 +152,11 @@ impl OpMetrics {
         }
     }
 
+    /// The operation these series are of.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The counters the state file keeps.
     pub fn counters(&self) -> Counters {
         let codes = match self.codes.lock() {
@@ -228,6 +235,44 @@ impl ExporterMetrics {
             ledger_rows: self.ledger_rows.with_label_values(&one),
             token_limit: self.token_limit.clone(),
             token_used_today: self.token_used_today.clone(),
+        }
+    }
+}
+
+impl ExporterMetrics {
+    /// The outcome of loading the config, at start or on a reload.
+    pub fn config_loaded(&self, ok: bool, at: jiff::Timestamp) {
+        self.reload_successful.set(i64::from(ok));
+        if ok {
+            self.reload_success_time.set(at.as_second() as f64);
+        }
+    }
+
+    /// Removes every series of the operation `m` is for: it is no longer configured.
+    pub fn forget(&self, m: &OpMetrics) {
+        let one = [m.name.as_str()];
+        // A series that was never made (a token gauge before token_info answered)
+        // has nothing to remove: the error says only that.
+        let _ = self.up.remove_label_values(&one);
+        let _ = self.last_window_end.remove_label_values(&one);
+        let _ = self.last_success.remove_label_values(&one);
+        let _ = self.poll_duration.remove_label_values(&one);
+        let _ = self.api_requests_today.remove_label_values(&one);
+        let _ = self.window_splits.remove_label_values(&one);
+        let _ = self.state_save_failures.remove_label_values(&one);
+        let _ = self.state_last_save.remove_label_values(&one);
+        let _ = self.ledger_rows.remove_label_values(&one);
+        let _ = self.token_limit.remove_label_values(&one);
+        let _ = self.token_used_today.remove_label_values(&one);
+        for r in Reason::ALL {
+            let _ = self.poll_errors.remove_label_values(&[&m.name, r.label()]);
+        }
+        let codes = match m.codes.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        for code in codes.keys() {
+            let _ = self.api_requests.remove_label_values(&[&m.name, code]);
         }
     }
 }
@@ -367,6 +412,20 @@ impl ExporterMetrics {
                         "Requests spent today on the token by every client using it, as token_info reports it.",
                     ),
                     op,
+                )?,
+            )?,
+            reload_successful: reg(
+                r,
+                IntGauge::new(
+                    "wolkvox_config_last_reload_successful",
+                    "1 if the last load of the config file worked (at start, or a reload).",
+                )?,
+            )?,
+            reload_success_time: reg(
+                r,
+                Gauge::new(
+                    "wolkvox_config_last_reload_success_timestamp_seconds",
+                    "When the config was last loaded successfully.",
                 )?,
             )?,
         };

@@ -77,6 +77,18 @@ impl Metrics {
         })
     }
 
+    /// Adds (or replaces) an operation: its series at 0 until its poller restores them.
+    pub fn insert_operation(&self, name: &str, totals: SharedTotals) -> OpMetrics {
+        self.business.insert(name, totals);
+        self.exporter.operation(name)
+    }
+
+    /// Removes an operation that is no longer configured, and every series of it.
+    pub fn remove_operation(&self, m: &OpMetrics) {
+        self.business.remove(m.name());
+        self.exporter.forget(m);
+    }
+
     /// The text exposition format, version 0.0.4: the registry's families through the
     /// `prometheus` encoder, the business families written directly (see
     /// [`BusinessCollector::text_families`]), all in name order as `Registry::gather`
