@@ -22,15 +22,15 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
 
 use crate::metrics::Metrics;
 use crate::status::{self, SharedStatus};
-use crate::web_config::{WebConfig, WebConfigFile};
+use crate::web_config::{RateLimiter, WebConfig, WebConfigFile};
+
+mod handshake;
+mod throttle;
 
 pub struct App {
     pub metrics: Arc<Metrics>,
@@ -148,8 +148,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     let auth = Arc::new(Auth::new());
+    let limiter = Arc::new(RateLimiter::default());
+    let flusher = tokio::spawn(flush_logs());
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -167,10 +169,12 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
         let svc = {
             let app = Arc::clone(&app);
             let auth = Arc::clone(&auth);
+            let limiter = Arc::clone(&limiter);
             service_fn(move |req| {
                 let app = Arc::clone(&app);
                 let auth = Arc::clone(&auth);
-                async move { Ok::<_, Infallible>(respond(&app, &auth, req).await) }
+                let limiter = Arc::clone(&limiter);
+                async move { Ok::<_, Infallible>(respond(&app, &auth, &limiter, req).await) }
             })
         };
         // Taken before the task starts, so a shutdown that begins during a TLS handshake
@@ -184,7 +188,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
                     watcher.watch(conn.into_owned()).await
                 }
                 Some(config) => {
-                    let Some(tls_stream) = tls_handshake(stream, config).await else {
+                    let Some(tls_stream) = handshake::tls_handshake(stream, config, peer).await
+                    else {
                         return;
                     };
                     let conn = builder.serve_connection(TokioIo::new(tls_stream), svc);
@@ -197,6 +202,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
         });
     }
     drop(listener);
+    flusher.abort();
     if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
         .await
         .is_err()
@@ -205,57 +211,34 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
     }
 }
 
-/// A client that opens a connection and says nothing holds a task; this bounds it.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The TLS handshake, or `None` when it fails. Plain HTTP sent to the TLS port gets the
-/// answer Go's servers give (a 400 saying so) before the connection closes, so a
-/// Prometheus job with the wrong `scheme` shows a clear error instead of a reset.
-async fn tls_handshake(
-    mut stream: TcpStream,
-    config: Arc<rustls::ServerConfig>,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
-    let mut first = [0u8; 1];
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
-        Ok(Ok(1)) => {}
-        _ => return None,
-    }
-    // 0x16: a TLS handshake record. Anything else is not a TLS client.
-    if first[0] != 0x16 {
-        if first[0].is_ascii_uppercase() {
-            tracing::debug!("plain HTTP request on the TLS port");
-            let answer = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                stream.write_all(answer).await?;
-                stream.shutdown().await?;
-                // Read what the client sent, so closing does not reset the connection
-                // before it has read the answer.
-                let mut sink = [0u8; 4096];
-                while stream.read(&mut sink).await? > 0 {}
-                Ok::<_, std::io::Error>(())
-            })
-            .await;
-        }
-        return None;
-    }
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream)).await {
-        Ok(Ok(s)) => Some(s),
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "TLS handshake failed");
-            None
-        }
-        Err(_) => {
-            tracing::debug!("TLS handshake timed out");
-            None
-        }
+/// Writes, once a second, the counts that the throttled warnings held back.
+async fn flush_logs() {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        handshake::flush_logs(Instant::now());
     }
 }
 
-/// Every request: the web config's auth first, then [`handle`], then its extra headers.
-async fn respond(app: &App, auth: &Auth, req: Request<Incoming>) -> Response<Body> {
+/// Every request: the web config's rate limit and auth first, then [`handle`], then its
+/// extra headers.
+async fn respond(
+    app: &App,
+    auth: &Auth,
+    limiter: &RateLimiter,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let Some(web) = app.web.as_ref().map(|w| w.current()) else {
         return handle(app, req).await;
     };
+    // As the toolkit: before the auth, and without the extra headers.
+    if !limiter.allow(web.rate_limit, Instant::now()) {
+        return response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "text/plain; charset=utf-8",
+            "Too Many Requests\n",
+        );
+    }
     let mut r = if auth.allows(&web, &req).await {
         handle(app, req).await
     } else {
