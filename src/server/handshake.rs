@@ -12,15 +12,13 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
+use super::conn::{Guarded, HEADER_TIMEOUT};
 use super::throttle::Throttle;
-
-/// A client that opens a connection and says nothing holds a task; this bounds it.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 static HANDSHAKE_FAILED: Throttle = Throttle::new();
 static CERT_REFUSED: Throttle = Throttle::new();
 
-pub(super) type Stream = TcpStream;
+pub(super) type Stream = Guarded<TcpStream>;
 
 /// The TLS handshake, or `None` when it fails. Plain HTTP sent to the TLS port gets the
 /// answer Go's servers give (a 400 saying so) before the connection closes, so a
@@ -31,12 +29,12 @@ pub(super) async fn tls_handshake(
     peer: SocketAddr,
 ) -> Option<tokio_rustls::server::TlsStream<Stream>> {
     let mut first = [0u8; 1];
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+    match tokio::time::timeout(HEADER_TIMEOUT, stream.get_ref().peek(&mut first)).await {
         Ok(Ok(1)) => {}
         // Closed without a word: a TCP health check or a port scan, not a failure.
         Ok(_) => return None,
         Err(_) => {
-            failed(peer, "no TLS handshake within 10 s");
+            failed(peer, "no TLS handshake within the header timeout");
             return None;
         }
     }
@@ -63,7 +61,7 @@ pub(super) async fn tls_handshake(
         }
         return None;
     }
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream)).await {
+    match tokio::time::timeout(HEADER_TIMEOUT, TlsAcceptor::from(config).accept(stream)).await {
         Ok(Ok(s)) => Some(s),
         Ok(Err(e)) => {
             let tls = e
@@ -83,7 +81,7 @@ pub(super) async fn tls_handshake(
             None
         }
         Err(_) => {
-            failed(peer, "TLS handshake not finished within 10 s");
+            failed(peer, "TLS handshake not finished within the header timeout");
             None
         }
     }
