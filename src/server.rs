@@ -4,6 +4,9 @@
 //! With `--web.config.file` ([`crate::web_config`]) connections are TLS and requests
 //! need basic auth, as the Prometheus exporter-toolkit does it: every path is behind
 //! the auth, `/-/healthy` included.
+//!
+//! Connections are guarded by [`conn`] (timeouts, and a cap that leaves room for a
+//! scrape); [`handshake`] does TLS and logs its failures through [`throttle`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -22,15 +25,18 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls;
 
 use crate::metrics::Metrics;
 use crate::status::{self, SharedStatus};
-use crate::web_config::{WebConfig, WebConfigFile};
+use crate::web_config::{RateLimiter, WebConfig, WebConfigFile};
+
+mod conn;
+mod handshake;
+mod throttle;
+
+use throttle::Throttle;
 
 pub struct App {
     pub metrics: Arc<Metrics>,
@@ -144,16 +150,39 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// Serves until `shutdown` turns true, then lets in-flight requests finish (up to 5 s).
+/// Connections are guarded by [`conn`]: header, idle and write timeouts, and a cap that
+/// always leaves room for a scrape.
 pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     let auth = Arc::new(Auth::new());
+    let limiter = Arc::new(RateLimiter::default());
+    let conns = conn::Connections::new(conn::cap(app.statuses.len()));
+    tracing::info!(
+        max_connections = conns.cap(),
+        header_timeout = %humantime::format_duration(conn::HEADER_TIMEOUT),
+        idle_timeout = %humantime::format_duration(conn::IDLE_TIMEOUT),
+        "connection limits"
+    );
+    let sweeper = tokio::spawn(sweep(Arc::clone(&conns)));
     loop {
-        let (stream, _peer) = tokio::select! {
+        tokio::select! {
+            _ = conns.wait_for_room() => {}
+            _ = shutdown.changed() => break,
+        }
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
+                Err(e) if out_of_descriptors(&e) => {
+                    // Something else holds the descriptors: free one for this client.
+                    conns.evict_oldest();
+                    if let Some(n) = ACCEPT_FAILED.note(Instant::now(), 1) {
+                        tracing::warn!(error = %e, suppressed = n - 1, "accept failed: out of file descriptors; closed the connection that waited longest");
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
                 Err(e) => {
-                    // Out of file descriptors and the like: wait a moment instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
@@ -161,16 +190,37 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
             },
             _ = shutdown.changed() => break,
         };
+        if conns.make_room()
+            && let Some(n) = AT_CAP.note(Instant::now(), 1)
+        {
+            tracing::warn!(
+                max_connections = conns.cap(),
+                closed = n,
+                "connection limit reached: closed the connections that waited longest for a request"
+            );
+        }
+        let registered = conns.register();
+        let slot = Arc::clone(&registered.slot);
+        let stream = conn::Guarded::new(stream, Arc::clone(&slot));
         // The TLS settings in force when the connection arrives; a changed certificate
         // applies from the next connection on, as in the toolkit.
         let tls = app.web.as_ref().and_then(|w| w.current().tls.clone());
         let svc = {
             let app = Arc::clone(&app);
             let auth = Arc::clone(&auth);
+            let limiter = Arc::clone(&limiter);
+            let slot = Arc::clone(&slot);
             service_fn(move |req| {
                 let app = Arc::clone(&app);
                 let auth = Arc::clone(&auth);
-                async move { Ok::<_, Infallible>(respond(&app, &auth, req).await) }
+                let limiter = Arc::clone(&limiter);
+                let slot = Arc::clone(&slot);
+                async move {
+                    slot.busy();
+                    let r = respond(&app, &auth, &limiter, req).await;
+                    slot.idle();
+                    Ok::<_, Infallible>(r)
+                }
             })
         };
         // Taken before the task starts, so a shutdown that begins during a TLS handshake
@@ -178,18 +228,28 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
         let watcher = graceful.watcher();
         let builder = builder.clone();
         tokio::spawn(async move {
-            let result = match tls {
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                    watcher.watch(conn.into_owned()).await
+            let _registered = registered;
+            let serving = async {
+                match tls {
+                    None => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                    Some(config) => {
+                        let Some(tls_stream) = handshake::tls_handshake(stream, config, peer).await
+                        else {
+                            return Ok(());
+                        };
+                        let conn = builder.serve_connection(TokioIo::new(tls_stream), svc);
+                        watcher.watch(conn.into_owned()).await
+                    }
                 }
-                Some(config) => {
-                    let Some(tls_stream) = tls_handshake(stream, config).await else {
-                        return;
-                    };
-                    let conn = builder.serve_connection(TokioIo::new(tls_stream), svc);
-                    watcher.watch(conn.into_owned()).await
-                }
+            };
+            // Closed from outside (a deadline or the cap): dropping the connection
+            // closes its socket.
+            let result = tokio::select! {
+                r = serving => r,
+                _ = slot.closed() => Ok(()),
             };
             if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -197,6 +257,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
         });
     }
     drop(listener);
+    sweeper.abort();
     if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
         .await
         .is_err()
@@ -205,57 +266,67 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
     }
 }
 
-/// A client that opens a connection and says nothing holds a task; this bounds it.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+static ACCEPT_FAILED: Throttle = Throttle::new();
+static AT_CAP: Throttle = Throttle::new();
+static HEADER_TIMED_OUT: Throttle = Throttle::new();
+static WRITE_TIMED_OUT: Throttle = Throttle::new();
 
-/// The TLS handshake, or `None` when it fails. Plain HTTP sent to the TLS port gets the
-/// answer Go's servers give (a 400 saying so) before the connection closes, so a
-/// Prometheus job with the wrong `scheme` shows a clear error instead of a reset.
-async fn tls_handshake(
-    mut stream: TcpStream,
-    config: Arc<rustls::ServerConfig>,
-) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
-    let mut first = [0u8; 1];
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
-        Ok(Ok(1)) => {}
-        _ => return None,
-    }
-    // 0x16: a TLS handshake record. Anything else is not a TLS client.
-    if first[0] != 0x16 {
-        if first[0].is_ascii_uppercase() {
-            tracing::debug!("plain HTTP request on the TLS port");
-            let answer = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                stream.write_all(answer).await?;
-                stream.shutdown().await?;
-                // Read what the client sent, so closing does not reset the connection
-                // before it has read the answer.
-                let mut sink = [0u8; 4096];
-                while stream.read(&mut sink).await? > 0 {}
-                Ok::<_, std::io::Error>(())
-            })
-            .await;
+/// EMFILE, ENFILE: the process or the system has no file descriptor left.
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(24) | Some(23))
+}
+
+/// Closes connections past their deadlines, every [`conn::SWEEP_EVERY`], and writes the
+/// counts that the throttled warnings held back.
+async fn sweep(conns: Arc<conn::Connections>) {
+    let mut tick = tokio::time::interval(conn::SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let swept = conns.sweep();
+        let now = Instant::now();
+        if let Some(n) = HEADER_TIMED_OUT.note(now, swept.header) {
+            tracing::warn!(connections = n, timeout = %humantime::format_duration(conn::HEADER_TIMEOUT), "closed connections that sent no complete request header in time");
         }
-        return None;
-    }
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, TlsAcceptor::from(config).accept(stream)).await {
-        Ok(Ok(s)) => Some(s),
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "TLS handshake failed");
-            None
+        if let Some(n) = WRITE_TIMED_OUT.note(now, swept.write) {
+            tracing::warn!(connections = n, timeout = %humantime::format_duration(conn::WRITE_TIMEOUT), "closed connections whose client read nothing of its answer in time");
         }
-        Err(_) => {
-            tracing::debug!("TLS handshake timed out");
-            None
+        if swept.idle > 0 {
+            tracing::debug!(
+                connections = swept.idle,
+                "closed idle keep-alive connections"
+            );
         }
+        if let Some(n) = AT_CAP.flush(now) {
+            tracing::warn!(
+                max_connections = conns.cap(),
+                closed = n,
+                "connection limit reached: closed the connections that waited longest for a request"
+            );
+        }
+        handshake::flush_logs(now);
     }
 }
 
-/// Every request: the web config's auth first, then [`handle`], then its extra headers.
-async fn respond(app: &App, auth: &Auth, req: Request<Incoming>) -> Response<Body> {
+/// Every request: the web config's rate limit and auth first, then [`handle`], then its
+/// extra headers.
+async fn respond(
+    app: &App,
+    auth: &Auth,
+    limiter: &RateLimiter,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let Some(web) = app.web.as_ref().map(|w| w.current()) else {
         return handle(app, req).await;
     };
+    // As the toolkit: before the auth, and without the extra headers.
+    if !limiter.allow(web.rate_limit, Instant::now()) {
+        return response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "text/plain; charset=utf-8",
+            "Too Many Requests\n",
+        );
+    }
     let mut r = if auth.allows(&web, &req).await {
         handle(app, req).await
     } else {

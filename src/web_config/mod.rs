@@ -6,11 +6,17 @@
 //! error.
 //!
 //! This file holds the format (the raw YAML types, parsing and validation, users and
-//! headers); [`tls`] builds the rustls server config and [`reload`] watches the files.
+//! headers); [`tls`] builds the rustls server config, [`client_auth`] checks client
+//! certificates, [`rate_limit`] is the toolkit's request limit and [`reload`] watches
+//! the files.
 
+mod client_auth;
+mod rate_limit;
 mod reload;
 mod tls;
 
+pub use client_auth::describe as describe_tls_error;
+pub use rate_limit::{RateLimit, RateLimiter};
 pub use reload::WebConfigFile;
 
 use std::collections::BTreeMap;
@@ -21,7 +27,6 @@ use std::sync::Arc;
 
 use hyper::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use tokio_rustls::rustls;
 
 pub type Warnings = Vec<String>;
@@ -34,9 +39,7 @@ struct RawWebConfig {
     tls_server_config: Option<RawTls>,
     http_server_config: Option<RawHttp>,
     basic_auth_users: Option<BTreeMap<String, String>>,
-    // Known to the toolkit but not implemented here: accepted by the parser only so the
-    // error can say so by name instead of "unknown field".
-    rate_limit: Option<IgnoredAny>,
+    rate_limit: Option<rate_limit::RawRateLimit>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,8 +79,11 @@ pub struct WebConfig {
     pub users: Vec<User>,
     /// Added to every response, 401s included.
     pub headers: Vec<(HeaderName, HeaderValue)>,
-    /// `RequireAndVerifyClientCert`: no connection without a client certificate.
+    /// `RequireAndVerifyClientCert`, `RequireAnyClientCert` or `client_allowed_sans`:
+    /// no connection without a client certificate.
     pub client_certs_required: bool,
+    /// `rate_limit` with a non-zero interval: requests beyond it get 429.
+    pub rate_limit: Option<RateLimit>,
     /// Every file this version was built from, the config file first.
     files: Vec<PathBuf>,
 }
@@ -102,6 +108,7 @@ impl fmt::Debug for WebConfig {
             .field("tls", &self.tls.is_some())
             .field("users", &self.users)
             .field("headers", &self.headers)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
@@ -156,12 +163,10 @@ fn build(
     warnings: &mut Warnings,
     files: &mut Vec<PathBuf>,
 ) -> Result<WebConfig, String> {
-    if raw.rate_limit.is_some() {
-        return Err(
-            "rate_limit: not supported by wolkvox-exporter; rate-limit in a reverse proxy instead"
-                .into(),
-        );
-    }
+    let rate_limit = match &raw.rate_limit {
+        Some(r) => r.build(warnings)?,
+        None => None,
+    };
     let tls = match &raw.tls_server_config {
         Some(t) => tls::build_tls(t, dir, warnings, files)?,
         None => None,
@@ -172,6 +177,14 @@ fn build(
         let parts = bcrypt::HashParts::from_str(hash.trim()).map_err(|e| {
             format!("{key}: not a bcrypt hash ({e}); make one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`")
         })?;
+        // Go's bcrypt (the toolkit's) refuses these costs; the Rust one would compare
+        // against them and lock the user out without a word.
+        if !(4..=31).contains(&parts.get_cost()) {
+            return Err(format!(
+                "{key}: bcrypt cost {} is outside 4 to 31; make a new hash with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`",
+                parts.get_cost()
+            ));
+        }
         if parts.get_cost() > 16 {
             warnings.push(format!(
                 "{key}: bcrypt cost {} makes every new login take seconds; 10 to 12 is usual",
@@ -194,17 +207,12 @@ fn build(
             headers.push(response_header(name, value)?);
         }
     }
-    let client_certs_required = tls.is_some()
-        && raw
-            .tls_server_config
-            .as_ref()
-            .and_then(|t| t.client_auth_type.as_deref())
-            == Some("RequireAndVerifyClientCert");
     Ok(WebConfig {
-        tls,
+        client_certs_required: tls.as_ref().is_some_and(|t| t.client_certs_required),
+        tls: tls.map(|t| t.config),
         users,
         headers,
-        client_certs_required,
+        rate_limit,
         files: Vec::new(),
     })
 }
@@ -268,7 +276,7 @@ pub(crate) mod tests {
             Pki { dir }
         }
 
-        fn load(&self, yaml: &str) -> Result<(WebConfig, Warnings), String> {
+        pub(crate) fn load(&self, yaml: &str) -> Result<(WebConfig, Warnings), String> {
             let path = self.dir.path().join("web.yml");
             std::fs::write(&path, yaml).unwrap();
             WebConfig::from_file(&path)
@@ -330,10 +338,79 @@ pub(crate) mod tests {
     #[test]
     fn client_certificates() {
         let pki = Pki::new();
-        for kind in ["RequireAndVerifyClientCert", "VerifyClientCertIfGiven"] {
+        for (kind, required) in [
+            ("RequireAndVerifyClientCert", true),
+            ("VerifyClientCertIfGiven", false),
+            ("RequireAnyClientCert", true),
+            ("RequestClientCert", false),
+        ] {
             let yaml = format!("{TLS}  client_ca_file: ca.crt\n  client_auth_type: {kind}\n");
-            pki.load(&yaml).unwrap();
+            let (c, _) = pki.load(&yaml).unwrap();
+            assert_eq!(c.client_certs_required, required, "{kind}");
+            // Without a client CA: the system's roots, or no check at all; warned about.
+            let (c, w) = pki
+                .load(&format!("{TLS}  client_auth_type: {kind}\n"))
+                .unwrap();
+            assert_eq!(c.client_certs_required, required, "{kind}");
+            assert_eq!(w.len(), 1, "{kind}: {w:?}");
+            assert!(
+                w[0].contains("tls_server_config.client_auth_type: "),
+                "{w:?}"
+            );
         }
+        // Allowed SANs need a certificate, whatever the type says.
+        let yaml = format!(
+            "{TLS}  client_ca_file: ca.crt\n  client_auth_type: VerifyClientCertIfGiven\n  client_allowed_sans: [prometheus]\n"
+        );
+        assert!(pki.load(&yaml).unwrap().0.client_certs_required);
+    }
+
+    #[test]
+    fn empty_strings_are_unset_as_in_go() {
+        let pki = Pki::new();
+        let (c, _) = pki
+            .load("tls_server_config:\n  cert_file: \"\"\n  client_auth_type: \"\"\n  client_ca_file: \"\"\n  min_version: TLS13\n")
+            .unwrap();
+        assert!(c.tls.is_none(), "nothing that turns TLS on");
+        assert_eq!(
+            pki.err("tls_server_config:\n  cert_file: \"\"\n  key_file: server.key\n"),
+            format!(
+                "{}: tls_server_config.cert_file: missing one of cert or cert_file",
+                pki.dir.path().join("web.yml").display()
+            )
+        );
+        let (c, w) = pki
+            .load(&format!(
+                "{TLS}  cipher_suites: []\n  curve_preferences: []\n"
+            ))
+            .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let tls = c.tls.unwrap();
+        assert_eq!(
+            tls.crypto_provider().cipher_suites.len(),
+            rustls::crypto::ring::default_provider().cipher_suites.len(),
+            "an empty list is the default list"
+        );
+    }
+
+    #[test]
+    fn rate_limit_is_read() {
+        let pki = Pki::new();
+        let (c, w) = pki
+            .load("rate_limit:\n  interval: 1s\n  burst: 3\n")
+            .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            c.rate_limit,
+            Some(RateLimit {
+                interval: std::time::Duration::from_secs(1),
+                burst: 3
+            })
+        );
+        let (c, _) = pki
+            .load("rate_limit:\n  interval: 0\n  burst: 0\n")
+            .unwrap();
+        assert_eq!(c.rate_limit, None);
     }
 
     #[test]
@@ -368,22 +445,12 @@ pub(crate) mod tests {
                 "cannot be used together",
             ),
             (
-                format!("{TLS}  client_auth_type: RequireAndVerifyClientCert\n"),
-                "tls_server_config.client_ca_file: ",
-            ),
-            (
                 format!("{TLS}  client_ca_file: ca.crt\n"),
-                "tls_server_config.client_ca_file: a client CA is set but client_auth_type is NoClientCert",
-            ),
-            (
-                format!(
-                    "{TLS}  client_ca_file: ca.crt\n  client_auth_type: RequireAnyClientCert\n"
-                ),
-                "client_auth_type: RequireAnyClientCert accepts",
+                "tls_server_config.client_ca_file: client CA's have been configured without a Client Auth Policy",
             ),
             (
                 format!("{TLS}  client_auth_type: Sometimes\n"),
-                "client_auth_type: unknown value \"Sometimes\"",
+                "client_auth_type: invalid ClientAuth \"Sometimes\"",
             ),
             (
                 format!("{TLS}  min_version: TLS14\n"),
@@ -399,23 +466,56 @@ pub(crate) mod tests {
             ),
             (
                 format!("{TLS}  client_allowed_sans: [a]\n"),
-                "client_allowed_sans: not supported",
+                "client_allowed_sans: client_auth_type is NoClientCert",
             ),
             (
                 format!("{TLS}  curve_preferences: [CurveP999]\n"),
                 "curve_preferences: unknown curve",
             ),
             (
-                format!("{TLS}  cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n"),
-                "cipher_suites: none of the listed",
+                format!(
+                    "{TLS}  cipher_suites: [TLS_AES_128_GCM_SHA256, TLS_RSA_WITH_RC4_128_SHA]\n"
+                ),
+                "tls_server_config.cipher_suites: unknown cipher \"TLS_RSA_WITH_RC4_128_SHA\"",
+            ),
+            (
+                format!("{TLS}  max_version: TLS12\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n"),
+                "no TLS version allowed by min_version and max_version has a usable suite",
+            ),
+            (
+                format!("{TLS}  curve_preferences: [X25519MLKEM768]\n"),
+                "curve_preferences: unknown curve \"X25519MLKEM768\"",
+            ),
+            (
+                format!("{TLS}  curve_preferences: [CurveP521]\n"),
+                "curve_preferences: none of the listed curves is offered",
             ),
             (
                 "basic_auth_users:\n  alice: hunter2\n".into(),
                 "basic_auth_users.alice: not a bcrypt hash",
             ),
             (
-                "rate_limit:\n  interval: 1s\n  burst: 2\n".into(),
-                "rate_limit: not supported",
+                "rate_limit:\n  interval: 5\n  burst: 2\n".into(),
+                "rate_limit.interval: 5 has no unit",
+            ),
+            (
+                "rate_limit:\n  interval: soon\n".into(),
+                "rate_limit.interval: invalid duration \"soon\"",
+            ),
+            ("rate_limit:\n  every: 1s\n".into(), "unknown field `every`"),
+            (
+                format!(
+                    "basic_auth_users:\n  alice: {}\n",
+                    hash().replacen("$04$", "$03$", 1)
+                ),
+                "basic_auth_users.alice: bcrypt cost 3 is outside 4 to 31",
+            ),
+            (
+                format!(
+                    "basic_auth_users:\n  alice: {}\n",
+                    hash().replacen("$04$", "$32$", 1)
+                ),
+                "basic_auth_users.alice: bcrypt cost 32 is outside 4 to 31",
             ),
             (
                 "http_server_config:\n  headers:\n    X-Powered-By: me\n".into(),

@@ -4,6 +4,10 @@
 //! where text belongs, missing fields, `data: null`, bodies over the size cap, and
 //! bodies that never end. The exporter must keep running, keep `/metrics` valid for
 //! `promtool check metrics`, and count exactly what it was sent.
+//!
+//! Hostile clients on the exporter's own port are in [`clients`].
+
+mod clients;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -15,3 +15,4 @@ mod prometheus;
 mod prometheus_e2e;
 mod security;
 mod state;
+mod toolkit;

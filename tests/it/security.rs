@@ -355,6 +355,78 @@ async fn client_certificates_and_tls_versions() {
     );
 }
 
+/// A refused client certificate and a failed handshake are warnings with the peer and
+/// the reason, one line per kind per 10 s; the ones held back are counted after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_handshakes_are_warned_about_with_a_reason_at_most_once_per_period() {
+    let sim = Sim::start().await;
+    sim.sim.add_tenant("tok", tz("America/Bogota"));
+    let dir = tempdir();
+    let pki = Pki::write(dir.path());
+    let web = write(
+        &dir.path().join("web.yml"),
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: ca.crt\n  client_auth_type: RequireAndVerifyClientCert\n",
+    );
+    let exp = Exporter::start(
+        dir.path(),
+        &one_op(&sim, dir.path(), "tok"),
+        &["--web.config.file", &web],
+    );
+    let url = https(exp.addr, "/metrics");
+    assert!(pki.client(exp.addr, None).get(&url).send().await.is_err());
+    for _ in 0..5 {
+        let stranger = pki.client(exp.addr, Some(&pki.stranger));
+        assert!(stranger.get(&url).send().await.is_err());
+    }
+    for _ in 0..3 {
+        let r = reqwest::get(format!("http://{}/metrics", exp.addr))
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+    }
+    let good = pki.client(exp.addr, Some(&pki.client));
+    assert_eq!(good.get(&url).send().await.unwrap().status().as_u16(), 200);
+    let lines = |what: &str| -> Vec<String> {
+        exp.log()
+            .lines()
+            .filter(|l| l.contains(what))
+            .map(str::to_string)
+            .collect()
+    };
+    let refused = lines("msg=\"client certificate refused\"");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].contains(" level=warn "), "{}", refused[0]);
+    assert!(refused[0].contains(" peer=127.0.0.1:"), "{}", refused[0]);
+    assert!(
+        refused[0].ends_with(" reason=\"peer sent no certificates\" suppressed=0"),
+        "{}",
+        refused[0]
+    );
+    let failed = lines("msg=\"TLS handshake failed\"");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0]
+            .ends_with(" reason=\"client sent an HTTP request to an HTTPS server\" suppressed=0"),
+        "{}",
+        failed[0]
+    );
+    // The rest, counted, once their period is over.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lines("more client certificates refused").is_empty()
+        || lines("more TLS handshakes failed").is_empty()
+    {
+        assert!(Instant::now() < deadline, "no counts\n{}", exp.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let more = lines("more client certificates refused");
+    assert!(
+        more[0].contains(" level=warn ") && more[0].ends_with(" count=5"),
+        "{more:?}"
+    );
+    let more = lines("more TLS handshakes failed");
+    assert!(more[0].ends_with(" count=2"), "{more:?}");
+}
+
 #[test]
 fn broken_web_configs_stop_the_start_naming_file_and_key() {
     let dir = tempdir();
