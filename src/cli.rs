@@ -83,6 +83,10 @@ pub struct Cli {
     #[arg(long = "state.reset", env = "WOLKVOX_EXPORTER_STATE_RESET", action = ArgAction::SetTrue)]
     pub state_reset: bool,
 
+    /// Enable POST /-/reload (re-read the config, as SIGHUP does); refused otherwise.
+    #[arg(long = "web.enable-lifecycle", env = "WOLKVOX_EXPORTER_ENABLE_LIFECYCLE", action = ArgAction::SetTrue)]
+    pub enable_lifecycle: bool,
+
     /// Poll only shard I of N (0 <= I < N) of the configured operations: those whose token hashes to I modulo N, so every operation on one token stays in one instance and the API's per-token limits hold. Run N instances with the same config, I = 0..N-1.
     #[arg(long, env = "WOLKVOX_EXPORTER_SHARD", value_name = "I/N", value_parser = Shard::parse)]
     pub shard: Option<Shard>,
@@ -301,6 +305,11 @@ pub struct Serve {
     pub state_reset: bool,
     /// `--shard`, with how many operations the config had before it was applied.
     pub shard: Option<(Shard, usize)>,
+    /// `--web.enable-lifecycle`.
+    pub lifecycle: bool,
+    /// Reads the config again as this start did, for SIGHUP and `/-/reload`; `None`
+    /// for the demo.
+    pub reload: Option<crate::ConfigLoader>,
 }
 
 /// Where the operations come from.
@@ -444,6 +453,7 @@ fn serve(
     }
     let listen = listen?;
     let mut shard = None;
+    let mut reload: Option<crate::ConfigLoader> = None;
     let source = if cli.demo {
         match cli.state_dir {
             Some(state_dir) => Source::Demo {
@@ -457,22 +467,27 @@ fn serve(
             },
         }
     } else {
-        let (mut config, w) = match &cli.config {
-            Some(path) => Config::from_file(path, env)?,
-            None => Config::from_env(env)?,
-        };
+        let (config, w, all) = load_config(
+            cli.config.as_deref(),
+            cli.state_dir.as_deref(),
+            cli.shard,
+            env,
+        )?;
         warnings.extend(w);
-        if let Some(d) = cli.state_dir {
-            config.state_dir = d;
-        }
         if let Some(s) = cli.shard {
-            let all = config.operations.len();
-            config.operations.retain(|op| s.selects(op.token.expose()));
-            if config.operations.is_empty() {
-                return Err(SettingsError::EmptyShard { shard: s, all });
-            }
             shard = Some((s, all));
         }
+        let (path, dir, sh) = (cli.config.clone(), cli.state_dir.clone(), cli.shard);
+        reload = Some(crate::ConfigLoader::new(move || {
+            load_config(
+                path.as_deref(),
+                dir.as_deref(),
+                sh,
+                &crate::config::ProcessEnv,
+            )
+            .map(|(c, w, _)| (c, w))
+            .map_err(|e| e.to_string())
+        }));
         Source::Config(config)
     };
     Ok(Serve {
@@ -483,7 +498,34 @@ fn serve(
         source,
         state_reset: cli.state_reset,
         shard,
+        lifecycle: cli.enable_lifecycle,
+        reload,
     })
+}
+
+/// The config from `path` (or the environment), with `--state.dir` and `--shard`
+/// applied; also how many operations it had before the shard was taken.
+fn load_config(
+    path: Option<&std::path::Path>,
+    state_dir: Option<&std::path::Path>,
+    shard: Option<Shard>,
+    env: &dyn Env,
+) -> Result<(Config, crate::config::Warnings, usize), SettingsError> {
+    let (mut config, warnings) = match path {
+        Some(path) => Config::from_file(path, env)?,
+        None => Config::from_env(env)?,
+    };
+    if let Some(d) = state_dir {
+        config.state_dir = d.to_path_buf();
+    }
+    let all = config.operations.len();
+    if let Some(s) = shard {
+        config.operations.retain(|op| s.selects(op.token.expose()));
+        if config.operations.is_empty() {
+            return Err(SettingsError::EmptyShard { shard: s, all });
+        }
+    }
+    Ok((config, warnings, all))
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ impl Fleet {
                     source,
                 })?;
             let restored = saved.is_some();
-            let p = fleet.poller(op, client, saved, None)?;
+            let p = fleet.poller(op, client, saved, None, now)?;
             if restored {
                 tracing::info!(operation = %op.name, watermark = ?p.watermark, "state restored");
             }
@@ -155,6 +155,7 @@ impl Fleet {
         client: Client,
         saved: Option<OpState>,
         live: Option<(SharedTotals, OpMetrics)>,
+        now: Timestamp,
     ) -> Result<Poller, RestoreError> {
         let counters_live = live.is_some();
         let (totals, metrics) = match live {
@@ -176,7 +177,7 @@ impl Fleet {
             totals,
             self.key,
             counters_live,
-            Timestamp::now(),
+            now,
         )
     }
 
@@ -217,11 +218,17 @@ impl Fleet {
         let limits_changed = config.limits != self.limits;
         // A token whose operations or limit change: every operation on it is restarted
         // with one new set of permits, so together they keep to the API's limit.
-        let old_limits = token_limits(&self.running.iter().map(|r| r.op.clone()).collect::<Vec<_>>());
+        let old_limits = token_limits(
+            &self
+                .running
+                .iter()
+                .map(|r| r.op.clone())
+                .collect::<Vec<_>>(),
+        );
         let new_limits = token_limits(&config.operations);
         let mut dirty: std::collections::HashSet<String> = std::collections::HashSet::new();
         for r in &self.running {
-            let same = config.operations.iter().any(|o| *o == r.op);
+            let same = config.operations.contains(&r.op);
             if !same {
                 dirty.insert(r.op.token.expose().to_string());
             }
@@ -249,7 +256,7 @@ impl Fleet {
         enum Plan {
             Keep,
             Continue(Client),
-            Start(Client, Option<OpState>),
+            Start(Client, Box<Option<OpState>>),
         }
         let old_permits = std::mem::replace(&mut self.permits, permits);
         let mut plans = Vec::new();
@@ -260,19 +267,19 @@ impl Fleet {
                 let token_dirty = dirty.contains(op.token.expose());
                 let plan = match current {
                     Some(r) if r.op == *op && !token_dirty && !limits_changed => Plan::Keep,
-                    Some(_) => Plan::Continue(self.client(op).map_err(|source| {
-                        ReloadError::Client {
+                    Some(_) => {
+                        Plan::Continue(self.client(op).map_err(|source| ReloadError::Client {
                             operation: op.name.clone(),
                             source,
-                        }
-                    })?),
+                        })?)
+                    }
                     None => {
                         let client = self.client(op).map_err(|source| ReloadError::Client {
                             operation: op.name.clone(),
                             source,
                         })?;
                         let saved = state::load(&state::path(&self.state_dir, &op.name))?;
-                        Plan::Start(client, saved)
+                        Plan::Start(client, Box::new(saved))
                     }
                 };
                 plans.push(plan);
@@ -314,7 +321,13 @@ impl Fleet {
                         operation: r.op.name.clone(),
                         source,
                     })?;
-                    let p = self.poller(&r.op, client, saved, Some((r.totals.clone(), r.metrics.clone())))?;
+                    let p = self.poller(
+                        &r.op,
+                        client,
+                        saved,
+                        Some((r.totals.clone(), r.metrics.clone())),
+                        Timestamp::now(),
+                    )?;
                     stopped.insert(r.op.name.clone(), (p, r.totals, r.metrics));
                 }
             }
@@ -345,7 +358,7 @@ impl Fleet {
                     }
                 }
                 Plan::Start(client, saved) => {
-                    let p = self.poller(op, client, saved, None)?;
+                    let p = self.poller(op, client, *saved, None, Timestamp::now())?;
                     self.launch(p, Some(i));
                     changes.added.push(op.name.clone());
                 }

@@ -29,7 +29,6 @@ pub mod web_config;
 pub mod window;
 pub mod wolkvox;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,14 +37,14 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::cli::{ListenAddr, Serve, Settings, SettingsError, Source};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::poller::{Poller, RestoreError};
+use crate::poller::RestoreError;
 use crate::state::StateError;
-use crate::wolkvox::client::{Client, ClientError};
+use crate::wolkvox::client::ClientError;
 
 /// Whatever stops the binary: each knows its exit code, and prints as one line.
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +205,8 @@ pub async fn serve(s: Serve, shutdown: impl Future<Output = ()>) -> Result<(), S
         telemetry_path: s.telemetry_path,
         web: s.web,
         state_reset: s.state_reset,
+        lifecycle: s.lifecycle,
+        reload: s.reload,
     };
     let result = run(config, listener, options, async move {
         shutdown.await;
@@ -289,6 +290,11 @@ pub struct RunOptions {
     pub web: Option<Arc<web_config::WebConfigFile>>,
     /// `--state.reset`: move existing state aside before starting.
     pub state_reset: bool,
+    /// `--web.enable-lifecycle`: `POST /-/reload` reloads the config.
+    pub lifecycle: bool,
+    /// How SIGHUP and `/-/reload` read the config again; `None` (the demo): nothing to
+    /// read, a reload is refused.
+    pub reload: Option<ConfigLoader>,
 }
 
 /// Restores state, then serves and polls until `shutdown` resolves; saves and returns.
@@ -305,19 +311,6 @@ pub async fn run(
         source,
     })?;
     warn_about_orphan_state(&config);
-
-    // One set of permits per token: the API limits simultaneous requests per token.
-    let mut permits: HashMap<String, Arc<Semaphore>> = HashMap::new();
-    let mut per_token_max: HashMap<String, usize> = HashMap::new();
-    for op in &config.operations {
-        let e = per_token_max
-            .entry(op.token.expose().to_string())
-            .or_insert(2);
-        *e = (*e).min(op.max_concurrent_requests);
-    }
-    for (token, max) in per_token_max {
-        permits.insert(token, Arc::new(Semaphore::new(max)));
-    }
 
     let key_path = config.state_dir.join(calls::key::FILE);
     if options.state_reset {
@@ -343,77 +336,123 @@ pub async fn run(
         saved.push(state::load(&path)?);
     }
 
-    // Every operation's totals exist (empty) before the registry, which renders them;
-    // each poller then restores its own into them.
-    let totals: Vec<(String, metrics::SharedTotals)> = config
-        .operations
-        .iter()
-        .map(|op| (op.name.clone(), metrics::SharedTotals::default()))
-        .collect();
-    let metrics = Arc::new(Metrics::new(config.buckets.clone(), totals.clone())?);
-    let mut pollers = Vec::new();
-    let mut statuses = Vec::new();
-    for ((op, saved), (_, shared)) in config.operations.iter().zip(saved).zip(totals) {
-        let token_permits = permits
-            .get(op.token.expose())
-            .cloned()
-            .unwrap_or_else(|| Arc::new(Semaphore::new(1)));
-        let client =
-            Client::for_operation(op, token_permits).map_err(|source| StartError::Client {
-                operation: op.name.clone(),
-                source,
-            })?;
-        let restored = saved.is_some();
-        let p = Poller::new(
-            op.clone(),
-            client,
-            config.limits,
-            config.buckets.clone(),
-            metrics.exporter.operation(&op.name),
-            &config.state_dir,
-            saved,
-            shared,
-            call_key,
-            now,
-        )?;
-        if restored {
-            tracing::info!(operation = %op.name, watermark = ?p.watermark, "state restored");
-        }
-        statuses.push(Arc::clone(&p.status));
-        pollers.push(p);
-    }
+    let metrics = Arc::new(Metrics::new(config.buckets.clone(), Vec::new())?);
+    metrics.exporter.config_loaded(true, now);
+    let mut fleet = fleet::Fleet::start(&config, call_key, Arc::clone(&metrics), saved, now)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
-    for p in pollers {
-        tracing::info!(operation = %p.op.name, zone = %p.op.zone_name, interval = %humantime::format_duration(p.op.poll.interval), "polling");
-        tasks.push(tokio::spawn(p.run(stop_rx.clone())));
-    }
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel(4);
     let app = Arc::new(server::App {
         metrics: Arc::clone(&metrics),
-        statuses,
+        statuses: fleet.statuses(),
         telemetry_path: options.telemetry_path.clone(),
         web: options.web.clone(),
+        reload: options.lifecycle.then(|| reload_tx.clone()),
     });
     let server = tokio::spawn(server::serve(listener, app, stop_rx.clone()));
 
-    shutdown.await;
+    let mut hangups = Hangups::new();
+    tokio::pin!(shutdown);
+    loop {
+        let reply = tokio::select! {
+            _ = &mut shutdown => break,
+            Some(reply) = reload_rx.recv() => Some(reply),
+            _ = hangups.next() => None,
+        };
+        let result = reload(&mut fleet, options.reload.as_ref(), &metrics).await;
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+    }
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     // Pollers save their state on the way out; give them most of the 10 s budget.
-    let all = async {
-        for t in tasks {
-            let _ = t.await;
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(7), all)
-        .await
-        .is_err()
-    {
-        tracing::warn!("a poller did not stop in time; its last committed state is on disk");
-    }
+    fleet.stop(Duration::from_secs(7)).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     Ok(())
+}
+
+/// Reads the config again and applies it; logs the outcome in one line and sets
+/// `wolkvox_config_last_reload_successful`. A failure keeps the running config.
+async fn reload(
+    fleet: &mut fleet::Fleet,
+    loader: Option<&ConfigLoader>,
+    metrics: &Metrics,
+) -> Result<(), String> {
+    let result = match loader {
+        None => Err("nothing to reload: this run has no config to read again".to_string()),
+        Some(loader) => match loader.load() {
+            Ok((config, warnings)) => {
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                fleet.reload(config).await.map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e),
+        },
+    };
+    metrics
+        .exporter
+        .config_loaded(result.is_ok(), Timestamp::now());
+    match result {
+        Ok(c) => {
+            tracing::info!(added = ?c.added, removed = ?c.removed, changed = ?c.changed, unchanged = c.unchanged.len(), "config reloaded");
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "config reload failed; the last good config stays in force");
+            Err(e)
+        }
+    }
+}
+
+/// Reads the config as the start did (file or environment, flags applied): the
+/// validated config and its warnings, or the one-line error.
+#[derive(Clone)]
+pub struct ConfigLoader(Arc<LoadFn>);
+
+type LoadFn = dyn Fn() -> Result<(Config, config::Warnings), String> + Send + Sync;
+
+impl ConfigLoader {
+    pub fn new(
+        f: impl Fn() -> Result<(Config, config::Warnings), String> + Send + Sync + 'static,
+    ) -> ConfigLoader {
+        ConfigLoader(Arc::new(f))
+    }
+
+    pub fn load(&self) -> Result<(Config, config::Warnings), String> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for ConfigLoader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfigLoader(..)")
+    }
+}
+
+/// SIGHUP, as a stream; never on platforms without it.
+struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    fn new() -> Hangups {
+        Hangups {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+        }
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = &mut self.signal {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    }
 }
 
 /// A state file for an operation that is no longer configured is left alone, with a warning.

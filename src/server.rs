@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::metrics::Metrics;
-use crate::status::{self, SharedStatus};
+use crate::status::{self, Statuses};
 use crate::web_config::{RateLimiter, WebConfig, WebConfigFile};
 
 mod conn;
@@ -40,10 +40,49 @@ use throttle::Throttle;
 
 pub struct App {
     pub metrics: Arc<Metrics>,
-    pub statuses: Vec<SharedStatus>,
+    pub statuses: Arc<Statuses>,
     pub telemetry_path: String,
     /// `--web.config.file`: TLS, basic auth and extra headers. `None`: plain HTTP, open.
     pub web: Option<Arc<WebConfigFile>>,
+    /// Where `POST /-/reload` asks for a config reload; `None` without
+    /// `--web.enable-lifecycle`, as in Prometheus.
+    pub reload: Option<ReloadRequests>,
+}
+
+/// A reload request, answered with its outcome: one line when it failed.
+pub type ReloadRequests =
+    tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Result<(), String>>>;
+
+/// `POST` (or `PUT`) `/-/reload`.
+async fn reload(app: &App) -> Response<Body> {
+    let Some(requests) = &app.reload else {
+        return response(
+            StatusCode::FORBIDDEN,
+            "text/plain; charset=utf-8",
+            "Lifecycle API is not enabled.\n",
+        );
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if requests.send(tx).await.is_err() {
+        return response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "shutting down\n",
+        );
+    }
+    match rx.await {
+        Ok(Ok(())) => response(StatusCode::OK, "text/plain; charset=utf-8", "OK\n"),
+        Ok(Err(e)) => response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            format!("failed to reload config: {e}\n"),
+        ),
+        Err(_) => response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "shutting down\n",
+        ),
+    }
 }
 
 type Body = Full<Bytes>;
@@ -75,6 +114,17 @@ fn wants_gzip(req: &Request<Incoming>) -> bool {
 }
 
 pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+    if req.uri().path() == "/-/reload" {
+        return if req.method() == Method::POST || req.method() == Method::PUT {
+            reload(app).await
+        } else {
+            response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain; charset=utf-8",
+                "method not allowed: use POST or PUT\n",
+            )
+        };
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -118,7 +168,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
     match path {
         "/-/healthy" => response(StatusCode::OK, "text/plain; charset=utf-8", "OK\n"),
         "/-/ready" => {
-            let waiting: Vec<String> = status::snapshot(&app.statuses)
+            let waiting: Vec<String> = status::snapshot(&app.statuses.list())
                 .into_iter()
                 .filter(|s| !s.first_cycle_done)
                 .map(|s| s.name)
@@ -139,7 +189,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
         "/" => response(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            status::index(&app.statuses, &app.telemetry_path),
+            status::index(&app.statuses.list(), &app.telemetry_path),
         ),
         _ => response(
             StatusCode::NOT_FOUND,
@@ -157,7 +207,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, mut shutdown: watch::Re
     let builder = auto::Builder::new(TokioExecutor::new());
     let auth = Arc::new(Auth::new());
     let limiter = Arc::new(RateLimiter::default());
-    let conns = conn::Connections::new(conn::cap(app.statuses.len()));
+    let conns = conn::Connections::new(conn::cap(app.statuses.list().len()));
     tracing::info!(
         max_connections = conns.cap(),
         header_timeout = %humantime::format_duration(conn::HEADER_TIMEOUT),

@@ -141,6 +141,8 @@ pub fn spawn_app(config: Config) -> App {
             telemetry_path: "/metrics".into(),
             web: None,
             state_reset: false,
+            lifecycle: false,
+            reload: None,
         };
         // Stopped by dropping the runtime, never by this future.
         if let Err(e) = run(config, listener, options, std::future::pending()).await {

@@ -182,10 +182,15 @@ impl Exporter {
         } else {
             &["--web.listen-address", "127.0.0.1:0"]
         };
-        let mut child = Command::new(BIN)
-            .args(listen)
-            .args(["--log.level", "debug"])
-            .args(args)
+        let mut cmd = Command::new(BIN);
+        cmd.args(listen).args(["--log.level", "debug"]).args(args);
+        Exporter::from_command(cmd)
+    }
+
+    /// Starts `cmd` (the binary, or a shell that execs it) and waits for its
+    /// "listening" line.
+    pub fn from_command(mut cmd: Command) -> Exporter {
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -13,6 +13,7 @@ mod poll;
 mod prom;
 mod prometheus;
 mod prometheus_e2e;
+mod reload;
 mod security;
 mod state;
 mod toolkit;

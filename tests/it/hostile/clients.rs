@@ -3,10 +3,8 @@
 //! default). Scrapes must answer again within 40 s, each within 2 s (issue 13), and the
 //! slow connections must be closed. Figures are printed (`--nocapture`).
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,8 +38,8 @@ fn raise_own_open_files_limit() {
 
 /// The binary started through `sh -c 'ulimit -n N; exec ...'`, as a user's shell would.
 fn spawn_with_open_files_limit(args: &[&str], limit: u64) -> Exporter {
-    let mut child = Command::new("sh")
-        .arg("-c")
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
         .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
         .arg(BIN)
         .args([
@@ -50,40 +48,8 @@ fn spawn_with_open_files_limit(args: &[&str], limit: u64) -> Exporter {
             "--log.level",
             "debug",
         ])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start exporter");
-    let stderr = child.stderr.take().expect("stderr");
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let addr = line
-                .split("msg=listening address=")
-                .nth(1)
-                .map(|a| a.split_whitespace().next().unwrap_or("").to_string());
-            {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-            if let (Some(addr), Some(tx)) = (addr, tx.take()) {
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let addr: SocketAddr = match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(a) => a.parse().expect("listening address"),
-        Err(_) => {
-            let _ = child.kill();
-            panic!("exporter did not start:\n{}", log.lock().unwrap());
-        }
-    };
-    Exporter { child, addr, log }
+        .args(args);
+    Exporter::from_command(cmd)
 }
 
 /// The soft `Max open files` of a running process.
