@@ -4,6 +4,7 @@
 mod backfill;
 mod budget;
 mod cli;
+mod deploy;
 mod fuzz;
 mod helpers;
 mod hostile;
