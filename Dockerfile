@@ -7,7 +7,7 @@
 # Expected size: about 12 MiB: 2 MiB of base and the binary, 10 MiB once stripped (measured
 # for x86_64-unknown-linux-musl with this Cargo.toml's release profile).
 #
-#   docker build --build-arg REVISION=$(git rev-parse --short HEAD) -t wolkvox-exporter .
+#   docker build --build-arg REVISION=$(git rev-parse --short=12 HEAD) -t wolkvox-exporter .
 #   docker run -p 10150:10150 -v wolkvox-state:/var/lib/wolkvox-exporter \
 #     -v ./config.yaml:/etc/wolkvox-exporter/config.yaml:ro \
 #     -v ./acme.token:/run/secrets/acme_token:ro \
@@ -20,13 +20,15 @@ FROM rust:1-alpine AS build
 RUN apk add --no-cache musl-dev
 WORKDIR /src
 # Cargo reads every target the manifest declares, benches and tests included.
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY benches ./benches
 COPY tests ./tests
+# The commit, for wolkvox_exporter_build_info{revision}: build.rs asks git, and the
+# build context has no .git, so it takes WOLKVOX_REVISION (unset: "unknown").
 ARG REVISION=unknown
-# The revision goes into wolkvox_exporter_build_info; symbols are stripped (12 -> 10 MiB).
-ENV WOLKVOX_EXPORTER_REVISION=${REVISION} CARGO_PROFILE_RELEASE_STRIP=symbols
+# Symbols are stripped (12 -> 10 MiB).
+ENV WOLKVOX_REVISION=${REVISION} CARGO_PROFILE_RELEASE_STRIP=symbols
 RUN cargo build --release --locked --bin wolkvox-exporter \
     && ./target/release/wolkvox-exporter --version
 # The state directory, owned by distroless's nonroot user (65532).

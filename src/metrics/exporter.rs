@@ -439,7 +439,8 @@ impl ExporterMetrics {
         build
             .with_label_values(&[
                 env!("CARGO_PKG_VERSION"),
-                option_env!("WOLKVOX_EXPORTER_REVISION").unwrap_or("unknown"),
+                // Set by build.rs: git, the WOLKVOX_REVISION build argument, or "unknown".
+                env!("WOLKVOX_EXPORTER_REVISION"),
             ])
             .set(1);
         r.register(Box::new(build))?;

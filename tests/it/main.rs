@@ -6,6 +6,7 @@ mod backfill;
 mod budget;
 mod calls;
 mod cli;
+mod deploy;
 mod fuzz;
 mod helpers;
 mod hostile;
