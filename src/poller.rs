@@ -228,6 +228,10 @@ impl Poller {
             }
             let Some(range) = window::cycle_range(now, self.watermark, self.origin, &self.op.poll)
             else {
+                // Restored up to date: nothing to ask until the next window, and nothing
+                // missing either. Ready now, not a whole interval later (a rollout
+                // would wait up to `poll.interval` for every pod).
+                self.mark_first_cycle_done();
                 let at = window::next_ready_at(self.watermark, self.origin, &self.op.poll);
                 let wait = now.duration_until(at).try_into().unwrap_or(Duration::ZERO);
                 if sleep_or_shutdown(wait, &mut shutdown).await {
@@ -307,6 +311,13 @@ impl Poller {
             Err(FetchError::Api { error, .. }) => Err(CycleError::Api(error)),
             Err(FetchError::Sink(e)) => Err(e),
             Err(FetchError::Shutdown) => Err(CycleError::Shutdown),
+        }
+    }
+
+    fn mark_first_cycle_done(&self) {
+        match self.status.lock() {
+            Ok(mut g) => g.first_cycle_done = true,
+            Err(p) => p.into_inner().first_cycle_done = true,
         }
     }
 

@@ -290,3 +290,29 @@ async fn a_failing_save_never_advances_the_watermark() {
     assert_eq!(s.sum("wolkvox_ivr_rows_total", &[]), 200.0);
     assert!(s.sum("wolkvox_state_last_save_timestamp_seconds", &[]) > 0.0);
 }
+
+/// Restored up to date (the next window is an hour away), the exporter is ready at
+/// once: nothing is missing, and a rollout must not wait a whole interval per pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restored_up_to_date_is_ready_before_the_next_window() {
+    let bench = Bench::acme().await;
+    let dir = &bench.dir;
+    let yaml = bench.yaml(&[ACME], "interval: 1h, backfill: 2h");
+    let mut exp = Exporter::start(dir.path(), &yaml, &[]);
+    exp.wait_for(20, "the first cycle", |s| s.sum("wolkvox_up", &[]) == 1.0)
+        .await;
+    let exit = tokio::task::spawn_blocking(move || exp.terminate(10))
+        .await
+        .unwrap();
+    assert_eq!(exit.and_then(|s| s.code()), Some(0));
+    let exp = Exporter::start(dir.path(), &yaml, &[]);
+    let mut ready = (0, String::new());
+    for _ in 0..50 {
+        ready = exp.get("/-/ready").await;
+        if ready.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, (200, "OK\n".to_string()), "{}", exp.log());
+}
