@@ -1,0 +1,1 @@
+//! Tests of the page model and its HTML, with exact expected values.
