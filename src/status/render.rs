@@ -73,10 +73,11 @@ pub fn page(p: &Page) -> String {
 <title>wolkvox-exporter</title><style>{STYLE}</style></head><body>\
 <header><h1>wolkvox-exporter</h1><p>Version {version}. <a href=\"{path}\">Metrics</a> · \
 <a href=\"/-/healthy\">healthy</a> · <a href=\"/-/ready\">ready</a> · \
-<span id=\"summary\">{n} operations: {up} up, {down} down, {pending} pending</span> · \
+<span id=\"summary\">{n} operation{s}: {up} up, {down} down, {pending} pending</span> · \
 page made {generated}</p></header><main>",
         version = escape(&p.version),
         n = p.ops.len(),
+        s = if p.ops.len() == 1 { "" } else { "s" },
         up = p.up,
         down = p.down,
         pending = p.pending,

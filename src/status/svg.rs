@@ -42,7 +42,8 @@ pub fn nice_ceiling(v: u64) -> u64 {
 
 /// The share axis' top: the next 10 % at or above `max`, from 10 % to 100 %.
 pub fn share_ceiling(max: f64) -> f64 {
-    ((max * 10.0).ceil() / 10.0).clamp(0.1, 1.0)
+    // Less a hair, so that 0.3 (0.30000000000000004 times ten) stays 30 %.
+    ((max * 10.0 - 1e-9).ceil() / 10.0).clamp(0.1, 1.0)
 }
 
 struct Frame<'a> {
