@@ -17,27 +17,53 @@ const LONG_NUMBER: usize = 6;
 /// Letters and digits in a row from which a word that holds a digit is masked: tokens.
 const LONG_WORD: usize = 16;
 
-/// `text` with every one of `secrets` (4 characters or longer) removed, quoted values
-/// emptied, long numbers and long words with digits masked, control characters made
-/// spaces, and cut to [`MAX_CHARS`].
+/// `text` with every one of `secrets` (4 characters or longer) removed, markup tags
+/// dropped, quoted values emptied, long numbers and long words with digits masked,
+/// white space and control characters made single spaces, and cut to [`MAX_CHARS`].
 pub fn safe_text(text: &str, secrets: &[&str]) -> String {
     let mut s = text.to_string();
     for secret in secrets.iter().filter(|x| x.chars().count() >= 4) {
         s = s.replace(secret, MASK);
     }
+    let s = strip_tags(&s);
     let s = mask_quoted(&s);
     let s = mask_words(&s);
-    let one_line: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let trimmed = one_line.trim();
+    let one_line = s
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let trimmed = one_line.as_str();
     if trimmed.chars().count() > MAX_CHARS {
         let cut: String = trimmed.chars().take(MAX_CHARS - 1).collect();
         format!("{}{MASK}", cut.trim_end())
     } else {
         trimmed.to_string()
     }
+}
+
+/// Markup (a gateway's error page) as its text: each tag, `<` then a letter, `/` or
+/// `!` up to the next `>`, becomes a space.
+fn strip_tags(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let tag = c == '<'
+            && chars
+                .peek()
+                .is_some_and(|n| n.is_ascii_alphabetic() || *n == '/' || *n == '!');
+        if !tag {
+            out.push(c);
+            continue;
+        }
+        for n in chars.by_ref() {
+            if n == '>' {
+                break;
+            }
+        }
+        out.push(' ');
+    }
+    out
 }
 
 /// `"…"` and `` `…` `` for whatever was between the quotes (serde's way of citing the
@@ -148,8 +174,23 @@ mod tests {
     }
 
     #[test]
+    fn a_gateway_page_reads_as_its_text() {
+        assert_eq!(
+            safe_text(
+                "HTTP 502: <html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>",
+                &[]
+            ),
+            "HTTP 502: 502 Bad Gateway 502 Bad Gateway nginx"
+        );
+        // Not markup: kept.
+        assert_eq!(safe_text("a < b, 2<3", &[]), "a < b, 2<3");
+        // Markup cut off at the excerpt's end drops to the end.
+        assert_eq!(safe_text("x <a href=", &[]), "x");
+    }
+
+    #[test]
     fn one_line_trimmed_and_cut() {
-        assert_eq!(safe_text("  a\nb\tc  ", &[]), "a b c");
+        assert_eq!(safe_text("  a\nb\t\tc  ", &[]), "a b c");
         let long = "word ".repeat(100);
         let cut = safe_text(&long, &[]);
         assert_eq!(cut.chars().count(), MAX_CHARS);
