@@ -254,3 +254,162 @@ pub fn share(c: &Charts) -> String {
     out.push_str("</svg>");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+    use jiff::tz::TimeZone;
+
+    use super::*;
+    use crate::status::Counts;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn c(rows: u64, hung_up: u64) -> Counts {
+        Counts { rows, hung_up }
+    }
+
+    fn window(end: &str, rows: u64, hung_up: u64, spread: bool) -> Window {
+        Window {
+            end: ts(end),
+            counts: c(rows, hung_up),
+            spread,
+        }
+    }
+
+    /// Two 5-minute windows from 12:00 UTC: 10 rows with 2 hung up, then none.
+    fn two_windows() -> Charts {
+        Charts {
+            from: ts("2026-04-10T12:00:00Z"),
+            to: ts("2026-04-10T12:10:00Z"),
+            interval: 300,
+            windows: vec![
+                window("2026-04-10T12:05:00Z", 10, 2, false),
+                window("2026-04-10T12:10:00Z", 0, 0, false),
+            ],
+            caption: "since start, 12:00".into(),
+            tz: TimeZone::UTC,
+        }
+    }
+
+    /// The frame both charts share: plot from x 52 to 628, y 10 to 146.
+    const AXES: &str = "<line class=\"axis\" x1=\"52.0\" y1=\"146.0\" x2=\"628.0\" y2=\"146.0\"/>\
+    <line class=\"grid\" x1=\"52.0\" y1=\"10.0\" x2=\"628.0\" y2=\"10.0\"/>";
+    const TICKS: &str = "<text class=\"x\" x=\"52.0\" y=\"164.0\" text-anchor=\"start\">12:00</text>\
+    <text class=\"x\" x=\"196.0\" y=\"164.0\" text-anchor=\"middle\">12:02</text>\
+    <text class=\"x\" x=\"340.0\" y=\"164.0\" text-anchor=\"middle\">12:05</text>\
+    <text class=\"x\" x=\"484.0\" y=\"164.0\" text-anchor=\"middle\">12:07</text>\
+    <text class=\"x\" x=\"628.0\" y=\"164.0\" text-anchor=\"end\">12:10</text>";
+
+    #[test]
+    fn the_rows_chart_exactly() {
+        let expected = format!(
+            "<svg class=\"chart chart-rows\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 640 170\" role=\"img\" aria-label=\"Rows per window\">\
+    {AXES}<text class=\"y\" x=\"46.0\" y=\"14.0\">10</text><text class=\"y\" x=\"46.0\" y=\"146.0\">0</text>{TICKS}\
+    <rect class=\"bar\" x=\"52.0\" y=\"10.0\" width=\"288.0\" height=\"136.0\"><title>12:05 · 10 rows</title></rect>\
+    <rect class=\"bar\" x=\"340.0\" y=\"146.0\" width=\"288.0\" height=\"0.0\"><title>12:10 · 0 rows</title></rect></svg>"
+        );
+        assert_eq!(rows(&two_windows()), expected);
+    }
+
+    #[test]
+    fn the_share_chart_exactly() {
+        let expected = format!(
+            "<svg class=\"chart chart-share\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 640 170\" role=\"img\" aria-label=\"Hang-up share per window\">\
+    {AXES}<text class=\"y\" x=\"46.0\" y=\"14.0\">20 %</text><text class=\"y\" x=\"46.0\" y=\"146.0\">0</text>{TICKS}\
+    <circle class=\"point\" cx=\"196.0\" cy=\"10.0\" r=\"2.5\"/>\
+    <circle class=\"hit\" cx=\"196.0\" cy=\"10.0\" r=\"4\"><title>12:05 · 2 of 10 rows hung up (20.0 %)</title></circle></svg>"
+        );
+        assert_eq!(share(&two_windows()), expected);
+    }
+
+    #[test]
+    fn the_share_line_breaks_at_windows_without_rows() {
+        let mut ch = two_windows();
+        ch.to = ts("2026-04-10T12:20:00Z");
+        ch.windows = vec![
+            window("2026-04-10T12:05:00Z", 10, 5, false),
+            window("2026-04-10T12:10:00Z", 10, 0, false),
+            window("2026-04-10T12:15:00Z", 0, 0, false),
+            window("2026-04-10T12:20:00Z", 4, 1, false),
+        ];
+        let out = share(&ch);
+        // Top 50 %: x of window middles 124, 268, 556; y 10 (50 %), 146 (0 %), 78 (25 %).
+        assert!(
+            out.contains("<polyline class=\"line\" points=\"124.0,10.0 268.0,146.0\"/>"),
+            "{out}"
+        );
+        assert!(out.contains("<circle class=\"point\" cx=\"556.0\" cy=\"78.0\" r=\"2.5\"/>"));
+        assert_eq!(out.matches("<polyline").count(), 1);
+        assert_eq!(out.matches("class=\"point\"").count(), 1);
+        assert_eq!(out.matches("class=\"hit\"").count(), 3);
+        // Spans under 10 minutes label seconds.
+        ch.to = ts("2026-04-10T12:05:00Z");
+        ch.windows.truncate(1);
+        assert!(rows(&ch).contains(">12:01:15</text>"));
+    }
+
+    #[test]
+    fn spread_windows_are_marked_and_share_their_run() {
+        let windows = vec![
+            window("2026-04-10T12:05:00Z", 10, 2, false),
+            window("2026-04-10T12:10:00Z", 11, 1, true),
+            window("2026-04-10T12:15:00Z", 9, 2, true),
+            window("2026-04-10T12:20:00Z", 0, 0, true),
+            window("2026-04-10T12:25:00Z", 0, 0, false),
+            window("2026-04-10T12:30:00Z", 5, 5, true),
+        ];
+        assert_eq!(
+            shares(&windows),
+            vec![Some(0.2), Some(0.15), Some(0.15), None, None, Some(1.0)]
+        );
+        let mut ch = two_windows();
+        ch.to = ts("2026-04-10T12:30:00Z");
+        ch.windows = windows;
+        let rows = rows(&ch);
+        assert_eq!(rows.matches("<rect class=\"bar spread\"").count(), 4);
+        assert_eq!(rows.matches("<rect class=\"bar\"").count(), 2);
+        assert!(rows.contains("<title>12:10 · 11 rows (spread over a catch-up)</title>"));
+        assert!(share(&ch).contains("<title>12:10 · 15.0 % hung up over a catch-up</title>"));
+    }
+
+    #[test]
+    fn empty_charts_say_so() {
+        let mut ch = two_windows();
+        ch.windows.clear();
+        for out in [rows(&ch), share(&ch)] {
+            assert_eq!(out.matches("no windows yet").count(), 1, "{out}");
+            assert!(!out.contains("<rect") && !out.contains("<polyline"));
+        }
+    }
+
+    #[test]
+    fn axis_ceilings() {
+        let cases = [
+            (0, 1),
+            (1, 1),
+            (3, 5),
+            (7, 10),
+            (10, 10),
+            (11, 20),
+            (150, 200),
+            (501, 1000),
+            (u64::MAX, u64::MAX),
+        ];
+        for (v, top) in cases {
+            assert_eq!(nice_ceiling(v), top, "{v}");
+        }
+        for (v, top) in [
+            (0.0, 0.1),
+            (0.05, 0.1),
+            (0.25, 0.3),
+            (0.3, 0.3),
+            (0.95, 1.0),
+            (1.0, 1.0),
+        ] {
+            assert_eq!(share_ceiling(v), top, "{v}");
+        }
+    }
+}
