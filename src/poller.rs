@@ -19,10 +19,11 @@ use crate::ingest::{Ingested, ingest};
 use crate::ledger::Ledger;
 use crate::metrics::{Counters, OpMetrics, SharedTotals};
 use crate::state::{self, OpState, SavedTotals};
-use crate::status::{SharedStatus, Status};
+use crate::status::{self, CycleRecord, LastError, SharedStatus, Status, Tally, TokenBudget};
 use crate::totals::Totals;
 use crate::window::{self, Query, Range};
 use crate::wolkvox::client::{Attempt, Client};
+use crate::wolkvox::row::Outcome;
 use crate::wolkvox::{ApiError, Reason};
 
 /// Retries of one request inside a cycle before the cycle fails, for transient errors:
@@ -96,6 +97,8 @@ pub struct Poller {
     /// When to ask `token_info` for the token's budget next.
     next_token_info: Timestamp,
     jitter: Jitter,
+    /// What the cycle under way has done so far, for `/`'s list of cycles.
+    tally: Tally,
 }
 
 impl Poller {
@@ -172,13 +175,10 @@ impl Poller {
         }
         metrics.ledger_rows(ledger.len());
         *write_lock(&shared) = Arc::new(totals);
-        let status = Arc::new(Mutex::new(Status {
-            name: name.clone(),
-            zone: op.zone_name.clone(),
-            watermark,
-            ledger_rows: ledger.len(),
-            ..Status::default()
-        }));
+        let mut status = Status::new(&name, &op.zone_name, op.zone.clone(), op.poll.interval, now);
+        status.watermark = watermark;
+        status.ledger_rows = ledger.len();
+        let status = Arc::new(Mutex::new(status));
         let seed = xxhash_rust::xxh3::xxh3_64(name.as_bytes()) ^ now.as_nanosecond() as u64;
         Ok(Poller {
             state_path: path,
@@ -196,6 +196,7 @@ impl Poller {
             requests: Mutex::new((requests_day, requests_today)),
             next_token_info: now,
             jitter: Jitter::new(seed),
+            tally: Tally::default(),
         })
     }
 
@@ -244,7 +245,7 @@ impl Poller {
             if matches!(result, Err(CycleError::Shutdown)) {
                 break;
             }
-            self.after_cycle(&result, started.elapsed());
+            self.after_cycle(&result, range, now, started.elapsed());
             match result {
                 Ok(f) => {
                     failures = 0;
@@ -279,6 +280,11 @@ impl Poller {
                 Err(p) => p.into_inner(),
             };
             st.zone = op.zone_name.clone();
+            st.tz = op.zone.clone();
+            // Windows of another length do not add up with the old ones.
+            if st.history.interval() != op.poll.interval {
+                st.history = status::History::new(op.poll.interval);
+            }
         }
         self.op = op;
         self.client = client;
@@ -302,6 +308,7 @@ impl Poller {
             max: self.op.poll.interval.max(self.backoff_base()),
             retry_maintenance: false,
         };
+        self.tally = Tally::default();
         let mut jitter = self.jitter.fork();
         let mut engine = Engine::new(&client, &tz, policy, &mut jitter).with_shutdown(shutdown);
         tracing::debug!(operation = %self.op.name, start = %range.start, end = %range.end, "cycle");
@@ -321,7 +328,14 @@ impl Poller {
         }
     }
 
-    fn after_cycle(&self, result: &Result<Fetched, CycleError>, took: Duration) {
+    fn after_cycle(
+        &self,
+        result: &Result<Fetched, CycleError>,
+        range: Range,
+        started: Timestamp,
+        took: Duration,
+    ) {
+        let now = Timestamp::now();
         let mut st = match self.status.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -330,18 +344,47 @@ impl Poller {
         st.requests_today = self.requests().1;
         st.ledger_rows = self.ledger.len();
         st.watermark = self.watermark;
-        match result {
+        let error = match result {
             Ok(_) => {
-                let now = Timestamp::now();
                 self.metrics.cycle(Some(now), took);
                 st.last_success = Some(now);
-                st.last_error = None;
+                st.up = Some(true);
+                None
             }
             Err(e) => {
                 self.metrics.cycle(None, took);
-                st.last_error = Some(e.label().to_string());
+                st.up = Some(false);
+                let text = self.safe_text(e);
+                st.last_error = Some(LastError {
+                    at: now,
+                    reason: e.label().to_string(),
+                    text: text.clone(),
+                });
+                Some((e.label().to_string(), text))
             }
-        }
+        };
+        st.cycles.push(CycleRecord {
+            started,
+            start: range.start,
+            end: range.end,
+            tally: self.tally,
+            took,
+            error,
+        });
+    }
+
+    /// `e` as `/` may show it beside its class (so without it): see
+    /// [`status::redact`]. The token and `customer_id` are read here only to be removed.
+    fn safe_text(&self, e: &CycleError) -> String {
+        let text = match e {
+            CycleError::Api(a) => match a.status {
+                Some(s) => format!("HTTP {s}: {}", a.detail),
+                None => a.detail.clone(),
+            },
+            e => e.to_string(),
+        };
+        let customer = self.op.customer_id.as_deref().unwrap_or("");
+        status::redact::safe_text(&text, &[self.op.token.expose(), customer])
     }
 
     /// The token's budget, for `wolkvox_api_token_limit` and the budget alert. One
@@ -354,7 +397,18 @@ impl Poller {
             .ok()
             .and_then(|b| crate::wolkvox::parse_token_info(&b))
         {
-            Some(info) => self.metrics.token_budget(info.limit, info.used_today),
+            Some(info) => {
+                self.metrics.token_budget(info.limit, info.used_today);
+                let mut st = match self.status.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                st.token = Some(TokenBudget {
+                    limit: info.limit,
+                    used_today: info.used_today,
+                    at: Timestamp::now(),
+                });
+            }
             None => tracing::debug!(operation = %self.name(), "token_info gave no budget"),
         }
     }
@@ -565,6 +619,15 @@ impl Sink for CycleSink<'_> {
                 source,
             });
         }
+        let before = read_totals(&p.totals);
+        let added = status::Counts {
+            rows: self.totals.rows.saturating_sub(before.rows),
+            hung_up: hung_up(&self.totals).saturating_sub(hung_up(&before)),
+        };
+        p.tally.parts += 1;
+        p.tally.new_rows += added.rows;
+        p.tally.duplicates += self.totals.duplicates.saturating_sub(before.duplicates);
+        let from = p.watermark.unwrap_or(p.origin);
         p.ledger.clone_from(&self.ledger);
         p.calls.clone_from(&self.calls);
         p.watermark = Some(through);
@@ -576,11 +639,13 @@ impl Sink for CycleSink<'_> {
         };
         st.watermark = p.watermark;
         st.ledger_rows = p.ledger.len();
+        st.history.record(from, through, added);
         tracing::debug!(operation = %p.op.name, watermark = %through, rows = self.totals.rows, calls_closed = closed, calls_open = p.calls.open_len(), "part committed");
         Ok(())
     }
 
     fn requested(&mut self, attempt: &Attempt) {
+        self.poller.tally.requests += 1;
         self.poller.count_request(attempt);
     }
 
@@ -590,6 +655,14 @@ impl Sink for CycleSink<'_> {
             tracing::debug!(operation = %self.poller.op.name, error = %error, "request failed; retrying");
         }
     }
+}
+
+/// Hung-up rows over every routing point.
+fn hung_up(t: &Totals) -> u64 {
+    t.routing_points
+        .values()
+        .map(|rp| rp.interactions[Outcome::HungUp.index()])
+        .sum()
 }
 
 fn round_ms(d: Duration) -> Duration {

@@ -17,4 +17,5 @@ mod prometheus_e2e;
 mod reload;
 mod security;
 mod state;
+mod status_page;
 mod toolkit;
