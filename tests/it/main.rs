@@ -12,4 +12,5 @@ mod prom;
 mod prometheus;
 mod prometheus_e2e;
 mod security;
+mod simulate;
 mod state;
