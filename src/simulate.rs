@@ -54,7 +54,8 @@ pub struct Plan {
 }
 
 /// The run's simulator: the demo's operations with `options`' seed, failures and
-/// budget, rows from `started - history` on, and the start incident. `started` is
+/// budget, rows from `started - history` on, and the start incident at the first
+/// operation (acme). `started` is
 /// taken down to its minute; the same options and minute give the same rows.
 pub fn plan(options: &Options, started: Timestamp) -> Result<Plan, DemoError> {
     let started =
@@ -68,10 +69,13 @@ pub fn plan(options: &Options, started: Timestamp) -> Result<Plan, DemoError> {
     )?;
     let history = SignedDuration::try_from(options.history).unwrap_or(SignedDuration::MAX);
     let from = started.checked_sub(history).ok();
-    for op in &operations {
+    for (i, op) in operations.iter().enumerate() {
         sim.set_history_start(&op.token, from);
-        sim.add_incident(&op.token, incidents::start_incident(started));
         sim.set_daily_budget(&op.token, options.daily_budget);
+        // The first operation only: the others show what normal looks like beside it.
+        if i == 0 {
+            sim.add_incident(&op.token, incidents::start_incident(started));
+        }
     }
     Ok(Plan {
         sim,
@@ -227,6 +231,7 @@ async fn run(
         "listening"
     );
     tracing::info!(
+        operation = plan.operations.first().map_or("", |o| o.name),
         rp_id = incident.rp_id,
         from = %incident.start,
         to = %incident.end,

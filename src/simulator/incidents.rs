@@ -89,12 +89,12 @@ pub(crate) fn incident_in_hour(seed: u64, hour: i64) -> Option<Incident> {
 }
 
 /// `simulate`'s own incident: at the main menu from 30 minutes before `started` to 15
-/// minutes after, hang-up probability 0.55 (the main menu usually loses 10-17%). The
+/// minutes after, hang-up probability 0.5 (the main menu usually loses 10-17%). The
 /// main menu because it has the volume at any hour (after hours most calls enter at
-/// "Horario No Hábil", and the submenus see under 50 rows an hour); 0.55 because it is
-/// enough (`m > 6 / (0.55 - 0.15)`, 15 minutes, against a baseline no scheduled
-/// incident touches) and keeps the operation's 15-minute share under the 0.5 ceiling of
-/// `WolkvoxIVRHangupRateHigh`. At `started` 30 of the last 60 minutes are in it: the
+/// "Horario No Hábil", and the submenus see under 50 rows an hour); 0.5 because it is
+/// enough (`m > 6 / (0.5 - 0.15)`, 17 minutes, against a baseline no scheduled
+/// incident touches) and keeps the operation's 15-minute share (0.4 in the daytime)
+/// under the 0.5 ceiling of `WolkvoxIVRHangupRateHigh`. At `started` 30 of the last 60 minutes are in it: the
 /// routing point alert holds from the first evaluation and fires 10 minutes later; with
 /// so much of the operation's traffic at the main menu, so does usually the
 /// operation's in the daytime. Both resolve about 45 minutes after it ends, an hour
@@ -110,7 +110,7 @@ pub fn start_incident(started: Timestamp) -> Incident {
         rp_id: POOL[ivr::MAIN].id,
         start,
         end,
-        hangup_rate: 0.55,
+        hangup_rate: 0.5,
     }
 }
 
@@ -164,8 +164,8 @@ mod tests {
         assert_eq!(i.end.as_second() - t.as_second(), 900);
         let mut traffic = Traffic::new(1);
         traffic.incidents = false;
-        assert_eq!(hangup_rate(&traffic, &[i], 0, t.as_second()), 0.55);
-        assert_ne!(hangup_rate(&traffic, &[i], 1, t.as_second()), 0.55);
-        assert_ne!(hangup_rate(&traffic, &[i], 0, i.end.as_second()), 0.55);
+        assert_eq!(hangup_rate(&traffic, &[i], 0, t.as_second()), 0.5);
+        assert_ne!(hangup_rate(&traffic, &[i], 1, t.as_second()), 0.5);
+        assert_ne!(hangup_rate(&traffic, &[i], 0, i.end.as_second()), 0.5);
     }
 }

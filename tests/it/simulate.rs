@@ -517,3 +517,114 @@ async fn the_exporter_polls_it_with_the_written_config() {
     drop(exporter);
     drop(sim);
 }
+
+/// A port free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// `demo/stack.sh` end to end: the simulator, a week backfilled, Prometheus with the
+/// rules, the exporter live; the start incident's alert pending from Prometheus's first
+/// rule evaluation (the simulator's arithmetic, `simulator::alert_tests`, shows it then
+/// holds for its `for: 10m`); SIGTERM stops every process and removes the directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stack_script_starts_everything_and_the_alert_is_pending_at_once() {
+    // Fails, rather than skips, without Prometheus.
+    crate::prom::tool("PROMETHEUS", "prometheus");
+    crate::prom::tool("PROMTOOL", "promtool");
+    let ports = [free_port(), free_port(), free_port()];
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("demo/stack.sh");
+    let mut child = Command::new("bash")
+        .arg(&script)
+        .env("WOLKVOX_EXPORTER_BIN", BIN)
+        .env("PROM_PORT", ports[0].to_string())
+        .env("EXPORTER_PORT", ports[1].to_string())
+        .env("SIM_PORT", ports[2].to_string())
+        .env("ALERTMANAGER", "no-alertmanager-here")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start demo/stack.sh");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = std::sync::Arc::clone(&log);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push_str(&format!("{line}\n"));
+            if let Some(dir) = line.split("everything under ").nth(1) {
+                let _ = tx.send(dir.trim_end_matches("):").to_string());
+            }
+        }
+    });
+    let work = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(240)))
+        .await
+        .unwrap()
+        .unwrap_or_else(|_| panic!("the stack did not start:\n{}", log.lock().unwrap()));
+    assert!(Path::new(&work).join("prometheus-data").is_dir(), "{work}");
+
+    // The start incident's alert, pending since the first evaluation.
+    let http = reqwest::Client::new();
+    let prom = format!("http://127.0.0.1:{}", ports[0]);
+    let mut pending = None;
+    for _ in 0..120 {
+        let text = http
+            .get(format!("{prom}/api/v1/alerts"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        pending = body["data"]["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| {
+                a["labels"]["alertname"] == "WolkvoxIVRRoutingPointHangupRateAboveBaseline"
+                    && a["labels"]["operation"] == "acme"
+                    && a["labels"]["rp_id"] == "1001"
+            })
+            .cloned();
+        if pending.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let alert = pending.unwrap_or_else(|| panic!("no alert:\n{}", log.lock().unwrap()));
+    assert_eq!(alert["state"], "pending", "{alert}");
+    // The exporter is scraped, and its status page names both operations.
+    let page = http
+        .get(format!("http://127.0.0.1:{}/", ports[1]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("acme") && page.contains("andina"), "{page}");
+
+    // SIGTERM: everything stops, the directory goes.
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{}", log.lock().unwrap());
+    assert!(!Path::new(&work).exists(), "{work} left behind");
+    for port in ports {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} still served"
+        );
+    }
+}
