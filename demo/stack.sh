@@ -95,27 +95,21 @@ sed -i 's/^  backfill: .*/  backfill: 0s/' "$WORK/exporter.yaml"
 sed 's/^  interval: .*/  interval: 5m/' "$WORK/exporter.yaml" >"$WORK/backfill.yaml"
 say "simulator up at http://127.0.0.1:$SIM_PORT/ ($(since))"
 
-# 2. History: one piece a day (promtool holds a whole file in memory), into the data
+# 2. History, in one file (a week is about 200 MB; promtool holds it in memory, 300 MB,
+#    and reads it once per block: week-long blocks make that one pass), into the data
 #    directory Prometheus will open. The range ends at the last 5-minute mark.
 NOW=$(date +%s)
 END=$(( NOW / 300 * 300 ))
 START=$(( END - HISTORY_DAYS * 86400 - 3600 ))
-mkdir -p "$WORK/prometheus-data"
-piece_from=$START
-while (( piece_from < END )); do
-    piece_to=$(( piece_from + 86400 ))
-    (( piece_to > END )) && piece_to=$END
-    from=$(date -u -d "@$piece_from" +%Y-%m-%dT%H:%M:%SZ)
-    to=$(date -u -d "@$piece_to" +%Y-%m-%dT%H:%M:%SZ)
-    "$BIN" backfill --config "$WORK/backfill.yaml" --from "$from" --to "$to" \
-        --output "$WORK/piece.om" >>"$WORK/backfill.log" 2>&1 \
-        || die "backfill $from..$to failed: $(tail -n 3 "$WORK/backfill.log")"
-    "$PROMTOOL" tsdb create-blocks-from openmetrics --quiet "$WORK/piece.om" \
-        "$WORK/prometheus-data" >>"$WORK/backfill.log" 2>&1 \
-        || die "promtool failed on $from..$to: $(tail -n 3 "$WORK/backfill.log")"
-    rm -f "$WORK/piece.om"
-    piece_from=$piece_to
-done
+from=$(date -u -d "@$START" +%Y-%m-%dT%H:%M:%SZ)
+to=$(date -u -d "@$END" +%Y-%m-%dT%H:%M:%SZ)
+"$BIN" backfill --config "$WORK/backfill.yaml" --from "$from" --to "$to" \
+    --output "$WORK/history.om" >"$WORK/backfill.log" 2>&1 \
+    || die "backfill $from..$to failed: $(tail -n 3 "$WORK/backfill.log")"
+"$PROMTOOL" tsdb create-blocks-from openmetrics --quiet --max-block-duration=168h \
+    "$WORK/history.om" "$WORK/prometheus-data" >>"$WORK/backfill.log" 2>&1 \
+    || die "promtool failed: $(tail -n 3 "$WORK/backfill.log")"
+rm -f "$WORK/history.om"
 say "backfilled $(( (END - START) / 3600 )) hours into Prometheus blocks ($(since))"
 
 # 3. Alertmanager, when installed.
