@@ -16,6 +16,7 @@ mod prometheus;
 mod prometheus_e2e;
 mod reload;
 mod security;
+mod simulate;
 mod state;
 mod status_page;
 mod toolkit;
