@@ -137,7 +137,7 @@ fn dashboard_config_maps_hold_exactly_the_dashboards() {
         file_names(&sources),
         "run deploy/kubernetes/generate.sh"
     );
-    assert_eq!(sources.len(), 3);
+    assert_eq!(sources.len(), 4);
     for (copy, source) in copies.iter().zip(&sources) {
         assert!(
             read(copy) == read(source),
