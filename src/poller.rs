@@ -254,7 +254,7 @@ impl Poller {
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     let wait = self.backoff(failures, &e);
-                    tracing::warn!(operation = %self.op.name, error = %self.safe_text(&e), watermark = ?self.watermark, retry_in = %humantime::format_duration(round_ms(wait)), "poll cycle failed; the rest of its range will be asked again");
+                    tracing::warn!(operation = %self.op.name, reason = e.label(), error = %self.safe_text(&e), watermark = ?self.watermark, retry_in = %humantime::format_duration(round_ms(wait)), "poll cycle failed; the rest of its range will be asked again");
                     if sleep_or_shutdown(wait, &mut shutdown).await {
                         break;
                     }
