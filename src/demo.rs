@@ -1,5 +1,6 @@
 //! `--demo`: a simulated Wolkvox on loopback with live IVR traffic in two time zones,
-//! and a config that polls it on short windows. Needs no account.
+//! and a config that polls it on short windows. Needs no account. Its operations
+//! ([`populate`]) are also what `wolkvox-exporter simulate` serves.
 
 use std::time::Duration;
 
@@ -8,24 +9,12 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, DEFAULT_BUCKETS, Limits, Operation, Poll};
 use crate::secret::Secret;
-use crate::simulator::{DateFormat, Simulator, Traffic};
+use crate::simulator::{DateFormat, MAX_LATENESS_SECS, Simulator, Traffic};
 
-/// The demo's operations: name, token, zone, calls per minute, how rows write `date`.
-const TENANTS: [(&str, &str, &str, f64, DateFormat); 2] = [
-    (
-        "acme",
-        "demo-token-acme",
-        "America/Bogota",
-        24.0,
-        DateFormat::Dashed,
-    ),
-    (
-        "andina",
-        "demo-token-andina",
-        "America/Santiago",
-        9.0,
-        DateFormat::Compact,
-    ),
+/// The demo's operations: name, zone, calls per minute, how rows write `date`.
+const TENANTS: [(&str, &str, f64, DateFormat); 2] = [
+    ("acme", "America/Bogota", 24.0, DateFormat::Dashed),
+    ("andina", "America/Santiago", 9.0, DateFormat::Compact),
 ];
 
 /// Calls show within a minute: a call closes 20 s after its latest row; the simulator's
@@ -40,12 +29,16 @@ fn demo_calls() -> crate::config::CallsConfig {
     }
 }
 
-/// Short windows so data shows within seconds; an hour of history on start.
+/// Seed of the demo's traffic; operation `i` uses `DEMO_SEED + i`.
+pub const DEMO_SEED: u64 = 42;
+
+/// Short windows so data shows within seconds; an hour of history on start. `settle`
+/// covers the simulator's latest rows ([`MAX_LATENESS_SECS`]) and two windows more.
 pub fn poll() -> Poll {
     Poll {
         interval: Duration::from_secs(10),
         delay: Duration::from_secs(2),
-        settle: Duration::from_secs(120),
+        settle: Duration::from_secs(MAX_LATENESS_SECS as u64 + 20),
         backfill: Duration::from_secs(3600),
         timeout: Duration::from_secs(30),
     }
@@ -64,6 +57,54 @@ pub enum DemoError {
     Url(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// One simulated operation, as [`populate`] set it up.
+#[derive(Debug, Clone)]
+pub struct SimOperation {
+    pub name: &'static str,
+    /// The token the simulator accepts for it.
+    pub token: String,
+    pub zone: TimeZone,
+    pub zone_name: &'static str,
+    pub traffic: Traffic,
+}
+
+/// Adds the demo's operations to `sim`: operation `i` gets the token
+/// `{token_prefix}-{name}`, the traffic of seed `seed + i` (hang-up incidents on), and
+/// random failures at rate `faults` (their order drawn from `seed`).
+pub fn populate(
+    sim: &Simulator,
+    seed: u64,
+    token_prefix: &str,
+    faults: f64,
+) -> Result<Vec<SimOperation>, DemoError> {
+    let mut ops = Vec::new();
+    for (i, (name, zone_name, cpm, format)) in TENANTS.into_iter().enumerate() {
+        let zone = TimeZone::get(zone_name).map_err(|source| DemoError::Zone {
+            zone: zone_name.to_string(),
+            source,
+        })?;
+        let token = format!("{token_prefix}-{name}");
+        let traffic = Traffic {
+            seed: seed.wrapping_add(i as u64),
+            calls_per_minute: cpm,
+            date_format: format,
+            incidents: true,
+        };
+        sim.add_tenant(&token, zone.clone());
+        sim.set_traffic(&token, traffic.clone());
+        // Now and then a gateway error or a maintenance answer, as the real service has.
+        sim.set_random_faults(&token, faults, seed.wrapping_add(1000 + i as u64));
+        ops.push(SimOperation {
+            name,
+            token,
+            zone,
+            zone_name,
+            traffic,
+        });
+    }
+    Ok(ops)
+}
+
 /// Starts the simulator and returns its address and a config pointing at it.
 pub async fn start(
     state_dir: std::path::PathBuf,
@@ -74,38 +115,22 @@ pub async fn start(
         .await
         .map_err(DemoError::Simulator)?;
     let addr = listener.local_addr().map_err(DemoError::Simulator)?;
-    let mut operations = Vec::new();
-    for (i, (name, token, zone, cpm, format)) in TENANTS.into_iter().enumerate() {
-        let tz = TimeZone::get(zone).map_err(|source| DemoError::Zone {
-            zone: zone.to_string(),
-            source,
-        })?;
-        sim.add_tenant(token, tz.clone());
-        sim.set_traffic(
-            token,
-            Traffic {
-                seed: 42 + i as u64,
-                calls_per_minute: cpm,
-                date_format: format,
-                incidents: true,
-            },
-        );
-        // Now and then a gateway error or a maintenance answer, as the real service has.
-        sim.set_random_faults(token, 0.02, 7 + i as u64);
-        let base_url = reqwest::Url::parse(&format!("http://{addr}/"))
-            .map_err(|e| DemoError::Url(e.into()))?;
-        operations.push(Operation {
-            name: name.to_string(),
-            base_url,
-            token: Secret::new(token),
-            zone: tz,
-            zone_name: zone.to_string(),
+    let base_url =
+        reqwest::Url::parse(&format!("http://{addr}/")).map_err(|e| DemoError::Url(e.into()))?;
+    let operations = populate(&sim, DEMO_SEED, "demo-token", 0.02)?
+        .into_iter()
+        .map(|op| Operation {
+            name: op.name.to_string(),
+            base_url: base_url.clone(),
+            token: Secret::new(&op.token),
+            zone: op.zone,
+            zone_name: op.zone_name.to_string(),
             customer_id: None,
             max_concurrent_requests: 1,
             poll: poll(),
             calls: demo_calls(),
-        });
-    }
+        })
+        .collect();
     let mut stop = shutdown;
     tokio::spawn(sim.serve(listener, async move {
         let _ = stop.wait_for(|s| *s).await;

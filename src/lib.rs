@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod poller;
 pub mod secret;
 pub mod server;
+pub mod simulate;
 pub mod simulator;
 pub mod state;
 pub mod status;
@@ -142,6 +143,9 @@ pub fn execute(settings: Settings) -> Result<ExitCode, Error> {
             Ok(runtime.block_on(check::check(&config)))
         }
         Settings::Healthcheck(probe) => Ok(runtime.block_on(check::healthcheck(&probe))),
+        Settings::Simulate(options) => {
+            Ok(runtime.block_on(simulate::command(options, shutdown_signal())))
+        }
         Settings::Backfill {
             config,
             from,

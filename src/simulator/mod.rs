@@ -4,18 +4,27 @@
 //! limit, the per-token limits (2 simultaneous requests, a daily budget) and the error
 //! messages.
 //!
-//! It serves two users:
-//! - `--demo`: live, realistic IVR traffic generated on the fly ([`Traffic`]), with a
-//!   hang-up incident now and then and an occasional failure ([`Simulator::set_random_faults`]);
+//! It serves three users:
+//! - `--demo` and `wolkvox-exporter simulate`: live, realistic IVR traffic generated on
+//!   the fly ([`Traffic`]): callers walking menus ([`ivr`]), several rows a call, late
+//!   rows, hang-up incidents ([`incidents`]) and an occasional failure
+//!   ([`Simulator::set_random_faults`]);
 //! - the integration tests: scripted rows ([`Simulator::add_rows`]), scripted faults
 //!   ([`Simulator::push_faults`]), and exact ground truth ([`Simulator::rows_between`],
-//!   [`Simulator::requests`], [`Simulator::max_in_flight`]).
+//!   [`Simulator::calls_between`], [`Simulator::served_at`], [`Simulator::requests`],
+//!   [`Simulator::max_in_flight`]).
 //!
 //! The module is self-contained: it uses nothing else from the crate.
 
+mod calls;
+pub mod incidents;
+pub mod ivr;
+mod rows;
 mod server;
 mod traffic;
 
+#[cfg(test)]
+mod alert_tests;
 #[cfg(test)]
 mod tests;
 
@@ -26,8 +35,11 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
-pub use traffic::Incident;
+pub use calls::{CallOutcome, CallTruth, CallsTruth, SelfService};
+pub use incidents::Incident;
+pub use ivr::SELF_SERVICE_OPTIONS;
 use traffic::{GenRow, SplitMix64};
+pub use traffic::{MAX_LATENESS_SECS, MAX_ROWS_PER_CALL};
 
 /// The messages the simulator answers with. The ones in the vendor's table are
 /// verbatim; the others are inferred (the vendor documents no text for them).
@@ -134,12 +146,13 @@ pub enum DateFormat {
     Compact,
 }
 
-/// Live traffic generator for a tenant (demo and soak tests).
+/// Live traffic generator for a tenant (demo, `simulate` and soak tests).
 ///
 /// Rows of calls starting in a given UTC minute depend only on these settings, the
-/// tenant's zone and the minute. A generated row is served once its interaction has
-/// ended (`visible_from` = its instant + its duration), so a few rows are "late" by up
-/// to about two minutes, as in a real call-detail table.
+/// tenant's zone, its extra incidents ([`Simulator::add_incident`]) and the minute. A
+/// generated row is served once its interaction has ended (`visible_from` = its
+/// instant + its duration), and 3% of them some minutes later still, so rows are
+/// "late" by up to [`MAX_LATENESS_SECS`], as in a real call-detail table.
 #[derive(Clone, Debug)]
 pub struct Traffic {
     pub seed: u64,
@@ -147,8 +160,8 @@ pub struct Traffic {
     /// (about 1.8x at the morning peak, 0.25x floor at night).
     pub calls_per_minute: f64,
     pub date_format: DateFormat,
-    /// Now and then (about 8 hours in 10) one routing point's hang-up rate climbs to
-    /// 50-70% for ten minutes.
+    /// In about 3 hours in 10, one routing point's hang-up rate climbs to 80-90% for
+    /// half an hour ([`incidents`]).
     pub incidents: bool,
 }
 
@@ -171,7 +184,7 @@ impl Traffic {
         let first = from.as_second().div_euclid(3600);
         let last = to.as_second().div_euclid(3600);
         (first..=last)
-            .filter_map(|hour| traffic::incident_in_hour(self.seed, hour))
+            .filter_map(|hour| incidents::incident_in_hour(self.seed, hour))
             .filter(|i| i.start >= from && i.start < to)
             .collect()
     }
@@ -276,6 +289,10 @@ struct Tenant {
     zone: TimeZone,
     rows: Vec<Stored>,
     traffic: Option<Traffic>,
+    /// Incidents beyond the traffic's own schedule.
+    extra_incidents: Vec<Incident>,
+    /// No generated call starts before this minute (seconds since the epoch / 60).
+    history_from_minute: Option<i64>,
     /// Bumped when `traffic` changes, so rows generated with old settings are not cached.
     traffic_version: u64,
     cache: BTreeMap<i64, Arc<Vec<GenRow>>>,
@@ -296,6 +313,8 @@ impl Tenant {
             zone: TimeZone::UTC,
             rows: Vec::new(),
             traffic: None,
+            extra_incidents: Vec::new(),
+            history_from_minute: None,
             traffic_version: 0,
             cache: BTreeMap::new(),
             cached_rows: 0,
@@ -307,6 +326,13 @@ impl Tenant {
             in_flight: 0,
             max_in_flight: 0,
         }
+    }
+
+    /// Drops generated rows made with older settings.
+    fn regenerate(&mut self) {
+        self.traffic_version += 1;
+        self.cache.clear();
+        self.cached_rows = 0;
     }
 
     fn instant_of(&self, stored: &Stored) -> Option<Timestamp> {
@@ -332,11 +358,6 @@ impl Default for Simulator {
         Simulator::new()
     }
 }
-
-/// Sort key of a served row: `at` (civil seconds, sub-second nanoseconds), then
-/// generated rows before scripted ones, then their own order (minute and index, or
-/// insertion order).
-type RowKey = (i64, i32, u8, i64, u64);
 
 impl Simulator {
     /// Row cap 60,000, 2 concurrent requests per token, 31-day max range, no daily budget.
@@ -379,9 +400,7 @@ impl Simulator {
         tenant.known = true;
         if tenant.zone != zone {
             tenant.zone = zone;
-            tenant.traffic_version += 1;
-            tenant.cache.clear();
-            tenant.cached_rows = 0;
+            tenant.regenerate();
         }
     }
 
@@ -413,9 +432,26 @@ impl Simulator {
         let mut state = self.lock();
         let tenant = state.tenant(token);
         tenant.traffic = Some(traffic);
-        tenant.traffic_version += 1;
-        tenant.cache.clear();
-        tenant.cached_rows = 0;
+        tenant.regenerate();
+    }
+
+    /// One more hang-up incident in that tenant's generated traffic, beyond its
+    /// schedule (`simulate` places one around its start: [`incidents::start_incident`]).
+    pub fn add_incident(&self, token: &str, incident: Incident) {
+        let mut state = self.lock();
+        let tenant = state.tenant(token);
+        tenant.extra_incidents.push(incident);
+        tenant.regenerate();
+    }
+
+    /// How far back the tenant's generated traffic goes: no call starts before the
+    /// first whole minute at or after `from` (`None`: no limit). Older ranges answer
+    /// 404, as an operation created that day would.
+    pub fn set_history_start(&self, token: &str, from: Option<Timestamp>) {
+        let mut state = self.lock();
+        let tenant = state.tenant(token);
+        tenant.history_from_minute = from.map(|t| -(-t.as_second()).div_euclid(60));
+        tenant.regenerate();
     }
 
     /// Faults consumed one per admitted `diagram_1` request, in order (requests refused
@@ -457,217 +493,7 @@ impl Simulator {
             .get(token)
             .map_or(0, |tenant| tenant.max_in_flight)
     }
-
-    /// Ground truth: every row whose instant falls in `[from, to)`, scripted and
-    /// generated, visible yet or not, in time order. Generated traffic is included for
-    /// calls that started up to now. A scripted row added with [`Simulator::add_rows`]
-    /// inside a DST fold counts at the earlier pass. Generating traffic costs about a
-    /// second per month of range in a debug build: keep ranges to what a test needs.
-    pub fn rows_between(&self, token: &str, from: Timestamp, to: Timestamp) -> Vec<SimRow> {
-        let now = Timestamp::now();
-        let mut keyed: Vec<((Timestamp, u8, i64, u64), SimRow)> = Vec::new();
-        {
-            let state = self.lock();
-            let Some(tenant) = state.tenants.get(token) else {
-                return Vec::new();
-            };
-            for stored in &tenant.rows {
-                if let Some(instant) = tenant.instant_of(stored)
-                    && instant >= from
-                    && instant < to
-                {
-                    keyed.push(((instant, 1, 0, stored.seq), stored.row.clone()));
-                }
-            }
-        }
-        let lo = from
-            .as_second()
-            .saturating_sub(GEN_SLACK_SECS)
-            .div_euclid(60);
-        let hi = to.min(now).as_second().div_euclid(60);
-        for (minute, rows) in self.generated(token, lo, hi, now) {
-            for row in rows.iter() {
-                if row.instant >= from && row.instant < to {
-                    keyed.push((
-                        (row.instant, 0, minute, u64::from(row.index)),
-                        row.to_sim_row(),
-                    ));
-                }
-            }
-        }
-        keyed.sort_by_key(|entry| entry.0);
-        keyed.into_iter().map(|(_, row)| row).collect()
-    }
-
-    /// Generated minutes `lo..=hi` (never past `now`), from the cache or freshly made.
-    fn generated(
-        &self,
-        token: &str,
-        lo: i64,
-        hi: i64,
-        now: Timestamp,
-    ) -> Vec<(i64, Arc<Vec<GenRow>>)> {
-        let hi = hi.min(now.as_second().div_euclid(60));
-        if hi < lo {
-            return Vec::new();
-        }
-        let (traffic, zone, version, mut found) = {
-            let state = self.lock();
-            let Some(tenant) = state.tenants.get(token) else {
-                return Vec::new();
-            };
-            let Some(traffic) = tenant.traffic.clone() else {
-                return Vec::new();
-            };
-            let found: BTreeMap<i64, Arc<Vec<GenRow>>> = tenant
-                .cache
-                .range(lo..=hi)
-                .map(|(m, rows)| (*m, Arc::clone(rows)))
-                .collect();
-            (traffic, tenant.zone.clone(), tenant.traffic_version, found)
-        };
-        // Generate outside the lock: a 31-day range takes a while.
-        let mut fresh = Vec::new();
-        for minute in lo..=hi {
-            if let std::collections::btree_map::Entry::Vacant(slot) = found.entry(minute) {
-                let rows = Arc::new(traffic::generate_minute(&traffic, &zone, minute));
-                fresh.push((minute, Arc::clone(&rows)));
-                slot.insert(rows);
-            }
-        }
-        if !fresh.is_empty() {
-            let oldest_kept = now
-                .as_second()
-                .saturating_sub(CACHE_RETENTION_SECS)
-                .div_euclid(60);
-            let mut state = self.lock();
-            if let Some(tenant) = state.tenants.get_mut(token)
-                && tenant.traffic_version == version
-            {
-                for (minute, rows) in fresh {
-                    if minute >= oldest_kept {
-                        tenant.cached_rows += rows.len();
-                        if let Some(old) = tenant.cache.insert(minute, rows) {
-                            tenant.cached_rows -= old.len();
-                        }
-                    }
-                }
-                while let Some(entry) = tenant.cache.first_entry() {
-                    if tenant.cached_rows <= CACHE_MAX_ROWS && *entry.key() >= oldest_kept {
-                        break;
-                    }
-                    let rows = entry.remove();
-                    tenant.cached_rows -= rows.len();
-                }
-            }
-        }
-        found.into_iter().collect()
-    }
-
-    /// The rows a `diagram_1` query returns now: `date_ini <= at <= date_end` in civil
-    /// terms (so both passes of a DST fold), visible, matching `customer_id` if given,
-    /// ordered by `at`, cut at the row cap.
-    fn query(
-        &self,
-        token: &str,
-        ini: DateTime,
-        end: DateTime,
-        customer: Option<&str>,
-    ) -> Vec<SimRow> {
-        let now = Timestamp::now();
-        let customer = customer.filter(|c| !c.is_empty());
-        let mut scripted: Vec<(RowKey, SimRow)> = Vec::new();
-        let (cap, zone) = {
-            let state = self.lock();
-            let Some(tenant) = state.tenants.get(token) else {
-                return Vec::new();
-            };
-            for stored in &tenant.rows {
-                let row = &stored.row;
-                if row.at >= ini
-                    && row.at <= end
-                    && row.visible_from.is_none_or(|v| v <= now)
-                    && customer.is_none_or(|c| row.customer_id == c)
-                {
-                    let key = (
-                        traffic::civil_seconds(row.at),
-                        row.at.subsec_nanosecond(),
-                        1,
-                        0,
-                        stored.seq,
-                    );
-                    scripted.push((key, row.clone()));
-                }
-            }
-            (state.row_cap, tenant.zone.clone())
-        };
-        // Instants that can carry a wall time in [ini, end]: widen by the zone's
-        // ambiguity, then by the longest call, whose later rows follow its start minute.
-        let lo = zone
-            .to_ambiguous_timestamp(ini)
-            .earlier()
-            .map_or(i64::MIN / 2, |t| t.as_second())
-            .saturating_sub(GEN_SLACK_SECS)
-            .div_euclid(60);
-        let hi = zone
-            .to_ambiguous_timestamp(end)
-            .later()
-            .map_or(i64::MAX / 2, |t| t.as_second())
-            .div_euclid(60);
-        let generated = if lo.saturating_add(MAX_QUERY_MINUTES) < hi {
-            Vec::new() // unreachable through HTTP (31-day limit); just a guard
-        } else {
-            self.generated(token, lo, hi, now)
-        };
-        let mut keyed: Vec<(RowKey, Row<'_>)> = scripted
-            .iter()
-            .map(|(key, row)| (*key, Row::Scripted(row)))
-            .collect();
-        // Generated rows have whole seconds, so civil seconds compare exactly.
-        let (ini_key, end_key, now_secs) = (
-            traffic::civil_seconds(ini),
-            traffic::civil_seconds(end),
-            now.as_second(),
-        );
-        for (minute, rows) in &generated {
-            for row in rows.iter() {
-                if row.civil >= ini_key
-                    && row.civil <= end_key
-                    && row.visible_secs <= now_secs
-                    && customer.is_none_or(|c| row.customer_matches(c))
-                {
-                    let key = (row.civil, 0, 0, *minute, u64::from(row.index));
-                    keyed.push((key, Row::Generated(row)));
-                }
-            }
-        }
-        // Only the first `cap` rows are served: select them before sorting.
-        if cap == 0 {
-            keyed.clear();
-        } else if keyed.len() > cap {
-            keyed.select_nth_unstable_by_key(cap - 1, |entry| entry.0);
-            keyed.truncate(cap);
-        }
-        keyed.sort_unstable_by_key(|entry| entry.0);
-        keyed
-            .into_iter()
-            .map(|(_, row)| match row {
-                Row::Scripted(row) => row.clone(),
-                Row::Generated(row) => row.to_sim_row(),
-            })
-            .collect()
-    }
 }
-
-enum Row<'a> {
-    Scripted(&'a SimRow),
-    Generated(&'a GenRow),
-}
-
-/// Generated calls last at most a few minutes; an hour covers them and any DST shift.
-const GEN_SLACK_SECS: i64 = 3_600;
-/// 31 days plus the slack, in minutes.
-const MAX_QUERY_MINUTES: i64 = (MAX_RANGE_DAYS + 2) * 24 * 60;
 
 /// Budget days are UTC days: the vendor does not say when its count resets; midnight
 /// UTC is a plausible guess and keeps the simulator independent of the tenant's zone.

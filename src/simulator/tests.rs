@@ -604,11 +604,11 @@ async fn generated_traffic_is_deterministic_and_matches_the_api() {
     );
     // Same minute generated twice, directly.
     let minute = from.as_second() / 60;
-    let a: Vec<SimRow> = traffic::generate_minute(&sim_traffic(&sim), &bogota(), minute)
+    let a: Vec<SimRow> = traffic::generate_minute(&sim_traffic(&sim), &[], &bogota(), minute)
         .iter()
         .map(|r| r.to_sim_row())
         .collect();
-    let b: Vec<SimRow> = traffic::generate_minute(&sim_traffic(&sim), &bogota(), minute)
+    let b: Vec<SimRow> = traffic::generate_minute(&sim_traffic(&sim), &[], &bogota(), minute)
         .iter()
         .map(|r| r.to_sim_row())
         .collect();

@@ -1,13 +1,24 @@
 //! Deterministic generator of realistic IVR traffic for one simulated tenant.
 //!
-//! Everything here is a pure function of (traffic settings, zone, minute): asking for
-//! the same minute twice yields the same rows, which is what lets tests compare the
-//! exporter's totals with [`super::Simulator::rows_between`].
+//! Everything here is a pure function of (traffic settings, extra incidents, zone,
+//! minute): asking for the same minute twice yields the same rows, which is what lets
+//! tests compare the exporter's totals with [`super::Simulator::rows_between`] and its
+//! call counts with [`super::Simulator::calls_between`].
+//!
+//! A caller enters at the main menu (after hours, mostly at "Horario No Hábil") and
+//! walks the IVR of [`super::ivr`], one row per routing point or menu passed, a few
+//! seconds to two minutes apart: to a submenu and an agent queue (the last row `ok`),
+//! or hanging up on the way (`hung up`), or served by a self-service option (`SALDO`,
+//! `HORARIOS`) and hanging up after it; pressing nothing (`PULSE`) replays a menu. Six
+//! rows at most. Now and then a call ends with an empty `result` (a dropped line), and a
+//! few rows carry no `conn_id`.
 
-use jiff::civil::{DateTime, Weekday};
+use jiff::Timestamp;
+use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp};
 
+use super::incidents::{Incident, hangup_rate};
+use super::ivr::{self, MAIN, Next, POOL};
 use super::{DateFormat, SimRow, Traffic};
 
 /// SplitMix64: tiny, fast, good enough for fake traffic, and no extra crate.
@@ -82,147 +93,35 @@ pub(crate) fn zone_key(zone: &TimeZone) -> u64 {
     xxhash_rust::xxh3::xxh3_64(name.as_bytes())
 }
 
-/// Where a menu option sends the call.
-#[derive(Clone, Copy, Debug)]
-enum Next {
-    /// Another routing point (index into [`POOL`]); `dn_transfer` is its id.
-    Rp(usize),
-    /// An agent queue or voicemail extension.
-    Queue(&'static str),
-    /// The call ends here.
-    End,
-}
-
-#[derive(Debug)]
-struct MenuOption {
-    code: &'static str,
-    weight: u32,
-    next: Next,
-}
-
-#[derive(Debug)]
-struct RoutingPoint {
-    id: &'static str,
-    name: &'static str,
-    /// Typical share of callers hanging up here.
-    base_hangup: f64,
-    options: &'static [MenuOption],
-}
-
-const fn opt(code: &'static str, weight: u32, next: Next) -> MenuOption {
-    MenuOption { code, weight, next }
-}
-
-/// A Colombian contact center's IVR. The first five are always active; a seed turns
-/// on 0 to 3 more, so tenants differ. Names carry accents, quotes, an apostrophe and a
-/// backslash on purpose: the exporter must take them as received.
-static POOL: [RoutingPoint; 8] = [
-    RoutingPoint {
-        id: "1001",
-        name: "Menú Principal",
-        base_hangup: 0.06,
-        options: &[
-            opt("1", 26, Next::Rp(1)),
-            opt("2", 24, Next::Rp(2)),
-            opt("3", 14, Next::Rp(3)),
-            opt("4", 10, Next::Rp(4)),
-            opt("5", 8, Next::Rp(5)),
-            opt("AGENTE", 8, Next::Queue("3000")),
-            opt("PULSE", 7, Next::Queue("3000")),
-            opt("CUELGA_LLAMADA", 3, Next::End),
-        ],
-    },
-    RoutingPoint {
-        id: "1002",
-        name: "Ventas y Renovación",
-        base_hangup: 0.08,
-        options: &[
-            opt("1", 35, Next::Queue("3001")),
-            opt("2", 30, Next::Queue("3002")),
-            opt("AGENTE", 20, Next::Queue("3003")),
-            opt("PULSE", 10, Next::End),
-            opt("CUELGA_LLAMADA", 5, Next::End),
-        ],
-    },
-    RoutingPoint {
-        id: "1003",
-        name: "Soporte Técnico",
-        base_hangup: 0.12,
-        options: &[
-            opt("1", 30, Next::Queue("3011")),
-            opt("2", 25, Next::Queue("3012")),
-            opt("AGENTE", 20, Next::Queue("3013")),
-            opt("BUZON", 10, Next::Queue("7001")),
-            opt("PULSE", 10, Next::End),
-            opt("CUELGA_LLAMADA", 5, Next::End),
-        ],
-    },
-    RoutingPoint {
-        id: "1004",
-        name: "Cobranzas \"Mora\"",
-        base_hangup: 0.22,
-        options: &[
-            opt("AGENTE", 40, Next::Queue("3021")),
-            opt("NO_PASA_AGENTE", 25, Next::End),
-            opt("CUELGA_LLAMADA", 20, Next::End),
-            opt("PULSE", 15, Next::End),
-        ],
-    },
-    RoutingPoint {
-        id: "1005",
-        name: "Atención al Cliente - PQR's",
-        base_hangup: 0.10,
-        options: &[
-            opt("AGENTE", 45, Next::Queue("3031")),
-            opt("BUZON", 20, Next::Queue("7002")),
-            opt("CV_BUZON", 15, Next::End),
-            opt("PULSE", 15, Next::End),
-            opt("NO_PASA_AGENTE", 5, Next::End),
-        ],
-    },
-    RoutingPoint {
-        id: "1006",
-        name: "Validación de Identidad (Cédula)",
-        base_hangup: 0.09,
-        options: &[
-            opt("1", 55, Next::Rp(7)),
-            opt("2", 20, Next::Queue("3042")),
-            opt("AGENTE", 15, Next::Queue("3041")),
-            opt("PULSE", 10, Next::End),
-        ],
-    },
-    RoutingPoint {
-        id: "1007",
-        name: "Horario No Hábil",
-        base_hangup: 0.15,
-        options: &[
-            opt("BUZON", 50, Next::Queue("7003")),
-            opt("CV_BUZON", 20, Next::End),
-            opt("CUELGA_LLAMADA", 30, Next::End),
-        ],
-    },
-    RoutingPoint {
-        id: "1008",
-        name: "Facturación\\Pagos en Línea",
-        base_hangup: 0.07,
-        options: &[
-            opt("1", 40, Next::Queue("3051")),
-            opt("2", 30, Next::Queue("3052")),
-            opt("AGENTE", 20, Next::Queue("3053")),
-            opt("PULSE", 10, Next::End),
-        ],
-    },
-];
-
-/// Index of the after-hours routing point in [`POOL`].
-const AFTER_HOURS: usize = 6;
-
 /// How a row writes its `time` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum TimeStyle {
     Seconds,
     HourMinSec,
     MinSec,
+}
+
+/// A call's `conn_id`, in the shape another Wolkvox report shows
+/// (`6736.4628.1040.1768782812.1814`): three numbers of the tenant and the line, the
+/// call's start as UTC epoch seconds, and a sequence number that keeps two calls of the
+/// same second apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ConnId {
+    server: u16,
+    campaign: u16,
+    line: u16,
+    epoch: i64,
+    seq: u16,
+}
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{}.{}.{}.{}",
+            self.server, self.campaign, self.line, self.epoch, self.seq
+        )
+    }
 }
 
 /// One generated row, kept compact (static strings, numbers) so caching weeks of
@@ -238,17 +137,20 @@ pub(crate) struct GenRow {
     pub(crate) visible_secs: i64,
     /// Order of the row inside its minute, for stable sorting.
     pub(crate) index: u32,
-    rp: usize,
-    option: &'static str,
+    pub(crate) rp: usize,
+    pub(crate) option: &'static str,
     dn: &'static str,
-    result: &'static str,
-    secs: u32,
+    pub(crate) result: &'static str,
+    pub(crate) secs: u32,
     style: TimeStyle,
     compact_date: bool,
     ani: u64,
     /// 0 means "no customer identified": an empty `customer_id`.
     customer: u64,
-    conn: u64,
+    /// The call the row is part of.
+    pub(crate) conn: ConnId,
+    /// False for a row written without its `conn_id` (it then belongs to no call).
+    pub(crate) conn_written: bool,
 }
 
 impl GenRow {
@@ -261,11 +163,10 @@ impl GenRow {
     }
 
     /// When the report can list the row: once the interaction at that routing point
-    /// has ended, like a real call-detail table written at hang-up or transfer.
+    /// has ended, like a real call-detail table written at hang-up or transfer, and for
+    /// a few rows some minutes later still ([`MAX_LATENESS_SECS`]).
     pub(crate) fn visible_from(&self) -> Timestamp {
-        self.instant
-            .checked_add(SignedDuration::from_secs(i64::from(self.secs)))
-            .unwrap_or(self.instant)
+        Timestamp::from_second(self.visible_secs).unwrap_or(self.instant)
     }
 
     pub(crate) fn to_sim_row(&self) -> SimRow {
@@ -299,7 +200,11 @@ impl GenRow {
             } else {
                 self.customer.to_string()
             },
-            conn_id: self.conn.to_string(),
+            conn_id: if self.conn_written {
+                self.conn.to_string()
+            } else {
+                String::new()
+            },
             at: self.at,
             visible_from: Some(self.visible_from()),
         }
@@ -367,109 +272,170 @@ pub(crate) fn fake_customer(h: u64) -> u64 {
     }
 }
 
-/// Number of active routing points for this seed: 5 to 8.
-fn active_count(seed: u64) -> usize {
-    5 + (mix(&[seed, 0xA11C_E5ED]) % 4) as usize
-}
+/// Most rows one call produces.
+pub const MAX_ROWS_PER_CALL: usize = 6;
+/// A generated row is served from the end of its interaction (at most 115 s after its
+/// date); 3% of them only 2 to 8 minutes later still, as a call-detail table filled by a
+/// batch. None later than this after its date: a poller's `settle` at least this long
+/// (plus its interval) misses none.
+pub const MAX_LATENESS_SECS: i64 = 600;
 
-/// Relative call volume by local hour: quiet nights, a busy morning, a lunch dip and a
-/// second peak in the afternoon. Linear between the hourly points.
-fn daily_curve(at: DateTime) -> f64 {
-    const POINTS: [f64; 25] = [
-        0.08, 0.06, 0.05, 0.05, 0.05, 0.08, 0.20, 0.60, 1.30, 1.70, 1.80, 1.70, 1.20, 1.10, 1.50,
-        1.60, 1.50, 1.20, 0.80, 0.50, 0.35, 0.25, 0.15, 0.10, 0.08,
-    ];
-    let hour = at.hour().clamp(0, 23) as usize;
-    let frac = f64::from(at.minute()) / 60.0;
-    let level = POINTS[hour] + (POINTS[hour + 1] - POINTS[hour]) * frac;
-    let weekday_factor = match at.weekday() {
-        Weekday::Saturday => 0.6,
-        Weekday::Sunday => 0.35,
-        _ => 1.0,
+/// The rows of every call that started in one UTC minute (`unix_minute` = seconds
+/// since the epoch / 60), with the scheduled incidents of `traffic` and `extra` ones.
+pub(crate) fn generate_minute(
+    traffic: &Traffic,
+    extra: &[Incident],
+    zone: &TimeZone,
+    unix_minute: i64,
+) -> Vec<GenRow> {
+    let zkey = zone_key(zone);
+    let base = mix(&[traffic.seed, zkey, unix_minute as u64]);
+    let Ok(minute_start) = Timestamp::from_second(unix_minute.saturating_mul(60)) else {
+        return Vec::new();
     };
-    // Floor: the demo must show data at 3 a.m. on a Sunday too.
-    (level * weekday_factor).max(0.25)
-}
-
-fn is_after_hours(at: DateTime) -> bool {
-    let hour = at.hour();
-    !(7..20).contains(&hour)
-}
-
-/// A hang-up incident: one routing point loses most callers for ten minutes.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Incident {
-    /// The affected routing point's `rp_id`.
-    pub rp_id: &'static str,
-    pub start: Timestamp,
-    pub end: Timestamp,
-    /// Hang-up probability at that routing point while it lasts (0.5 to 0.7).
-    pub hangup_rate: f64,
-}
-
-/// The incident of one UTC hour, if any: most hours have one, decided by the seed.
-pub(crate) fn incident_in_hour(seed: u64, hour: i64) -> Option<Incident> {
-    let r = mix(&[seed, 0x1C1D_E175, hour as u64]);
-    if r % 100 >= 80 {
-        return None;
+    let local = zone.to_datetime(minute_start);
+    let per_minute = if traffic.calls_per_minute.is_finite() {
+        traffic.calls_per_minute.clamp(0.0, 5_000.0)
+    } else {
+        0.0
+    };
+    let calls = SplitMix64::new(base).poisson(per_minute * ivr::daily_curve(local));
+    let active = ivr::active_count(traffic.seed);
+    let after_hours = ivr::is_after_hours(local) && active > ivr::AFTER_HOURS;
+    let tenant = mix(&[traffic.seed, zkey]);
+    let call_site = Site {
+        traffic,
+        extra,
+        zone,
+        active,
+        compact_date: matches!(traffic.date_format, DateFormat::Compact),
+        server: 1000 + (tenant % 9000) as u16,
+        campaign: 1000 + ((tenant >> 20) % 9000) as u16,
+    };
+    let mut rows = Vec::with_capacity(calls as usize * 3);
+    for call in 0..calls.min(9_999) {
+        // One stream per call, so a call's rows do not depend on the call count.
+        let mut rng = SplitMix64::new(mix(&[base, u64::from(call)]));
+        let start = unix_minute * 60 + rng.below(60) as i64;
+        let entry = if after_hours && rng.chance(0.75) {
+            ivr::AFTER_HOURS
+        } else {
+            MAIN
+        };
+        call_site.walk(&mut rng, start, call as u16, entry, &mut rows);
     }
-    let start_minute = ((r >> 8) % 50) as i64;
-    let rp = ((r >> 16) as usize) % active_count(seed);
-    let hangup_rate = 0.5 + ((r >> 24) % 21) as f64 / 100.0;
-    let start = Timestamp::from_second(hour * 3600 + start_minute * 60).ok()?;
-    let end = Timestamp::from_second(hour * 3600 + start_minute * 60 + 600).ok()?;
-    Some(Incident {
-        rp_id: POOL[rp].id,
-        start,
-        end,
-        hangup_rate,
-    })
+    rows
 }
 
-/// Hang-up probability at a routing point at a given instant: its base rate, drifting
-/// slowly (a sine of a few hours' period), or the incident rate while one is on.
-fn hangup_rate(traffic: &Traffic, rp: usize, unix_secs: i64) -> f64 {
-    if traffic.incidents {
-        let hour = unix_secs.div_euclid(3600);
-        if let Some(incident) = incident_in_hour(traffic.seed, hour)
-            && incident.rp_id == POOL[rp].id
-            && (incident.start.as_second()..incident.end.as_second()).contains(&unix_secs)
-        {
-            return incident.hangup_rate;
-        }
-    }
-    let h = mix(&[traffic.seed, rp as u64, 0xD81F_7000]);
-    let period = 5.0 * 3600.0 + (h % (4 * 3600)) as f64;
-    let phase = ((h >> 32) % 1000) as f64 / 1000.0;
-    let drift = 0.05 * (std::f64::consts::TAU * (unix_secs as f64 / period + phase)).sin();
-    (POOL[rp].base_hangup + drift).clamp(0.01, 0.95)
-}
-
-fn pick_option(
-    rng: &mut SplitMix64,
-    rp: usize,
+/// What every call of one minute shares.
+struct Site<'a> {
+    traffic: &'a Traffic,
+    extra: &'a [Incident],
+    zone: &'a TimeZone,
     active: usize,
-    allow_rp: bool,
-) -> Option<&'static MenuOption> {
-    let usable = |o: &&MenuOption| match o.next {
-        Next::Rp(target) => allow_rp && target < active,
-        _ => true,
-    };
-    let options = POOL[rp].options;
-    let total: u64 = options
-        .iter()
-        .filter(usable)
-        .map(|o| u64::from(o.weight))
-        .sum();
-    let mut ticket = rng.below(total);
-    for option in options.iter().filter(usable) {
-        let weight = u64::from(option.weight);
-        if ticket < weight {
-            return Some(option);
+    compact_date: bool,
+    server: u16,
+    campaign: u16,
+}
+
+impl Site<'_> {
+    /// One caller through the IVR from `entry` at `start`, its rows appended to `rows`.
+    fn walk(
+        &self,
+        rng: &mut SplitMix64,
+        start: i64,
+        call: u16,
+        entry: usize,
+        rows: &mut Vec<GenRow>,
+    ) {
+        let ani = fake_ani(rng.next_u64());
+        let customer = fake_customer(rng.next_u64());
+        let conn = ConnId {
+            server: self.server,
+            campaign: self.campaign,
+            line: 1000 + rng.below(9000) as u16,
+            epoch: start,
+            seq: 1000 + call,
+        };
+        let mut rp = entry;
+        let mut at_secs = start;
+        let mut pulsed_at = None;
+        for made in 0..MAX_ROWS_PER_CALL {
+            let rows_left = MAX_ROWS_PER_CALL - made;
+            let Some(option) = ivr::pick(rp, self.active, rows_left, rng.next_u64()) else {
+                break;
+            };
+            let hangs_up = rng.chance(hangup_rate(self.traffic, self.extra, rp, at_secs));
+            // The row's transfer and result, and where the call goes next (None: it ends).
+            let (dn, hung_up, next) = match option.next {
+                Next::End => ("", true, None),
+                Next::Queue(dn) => (dn, hangs_up, None),
+                Next::Rp(target) if hangs_up => (POOL[target].id, true, None),
+                Next::Rp(target) => (POOL[target].id, false, Some(target)),
+                Next::Repeat if hangs_up || pulsed_at == Some(rp) => ("", true, None),
+                Next::Repeat => ("", false, Some(rp)),
+                Next::SelfService if !hangs_up && rows_left >= 2 && rng.chance(0.2) => {
+                    (POOL[MAIN].id, false, Some(MAIN))
+                }
+                Next::SelfService => ("", true, None),
+            };
+            if option.next == Next::Repeat {
+                pulsed_at = Some(rp);
+            }
+            let secs = match option.next {
+                // Waiting for a key press until the menu times out.
+                _ if option.code == "PULSE" => 12 + rng.below(20) as u32,
+                // The balance or the opening hours, read out.
+                Next::SelfService => 20 + rng.below(60) as u32,
+                _ if hung_up => 3 + rng.below(40) as u32,
+                _ => {
+                    let f = rng.f64();
+                    6 + (f * f * 110.0) as u32
+                }
+            };
+            let result = if next.is_none() && rng.chance(0.005) {
+                "" // the line dropped: neither ok nor hung up
+            } else {
+                vary_result(rng, hung_up)
+            };
+            let late = if rng.chance(0.03) {
+                120 + rng.below(361) as i64
+            } else {
+                0
+            };
+            let conn_written = !rng.chance(0.004);
+            let Ok(instant) = Timestamp::from_second(at_secs) else {
+                break;
+            };
+            let at = self.zone.to_datetime(instant);
+            rows.push(GenRow {
+                instant,
+                at,
+                civil: civil_seconds(at),
+                visible_secs: at_secs + i64::from(secs) + late,
+                index: rows.len() as u32,
+                rp,
+                option: option.code,
+                dn,
+                result,
+                secs,
+                style: time_style(rng),
+                compact_date: self.compact_date,
+                ani,
+                customer,
+                conn,
+                conn_written,
+            });
+            match next {
+                Some(target) => {
+                    rp = target;
+                    // The transfer to the next menu takes a moment.
+                    at_secs += i64::from(secs) + 1 + rng.below(3) as i64;
+                }
+                None => break,
+            }
         }
-        ticket -= weight;
     }
-    None
 }
 
 fn vary_result(rng: &mut SplitMix64, hung_up: bool) -> &'static str {
@@ -495,88 +461,6 @@ fn time_style(rng: &mut SplitMix64) -> TimeStyle {
     }
 }
 
-/// The rows of every call that started in one UTC minute (`unix_minute` = seconds
-/// since the epoch / 60).
-pub(crate) fn generate_minute(traffic: &Traffic, zone: &TimeZone, unix_minute: i64) -> Vec<GenRow> {
-    let zkey = zone_key(zone);
-    let base = mix(&[traffic.seed, zkey, unix_minute as u64]);
-    let Ok(minute_start) = Timestamp::from_second(unix_minute.saturating_mul(60)) else {
-        return Vec::new();
-    };
-    let local = zone.to_datetime(minute_start);
-    let per_minute = if traffic.calls_per_minute.is_finite() {
-        traffic.calls_per_minute.clamp(0.0, 5_000.0)
-    } else {
-        0.0
-    };
-    let calls = SplitMix64::new(base).poisson(per_minute * daily_curve(local));
-    let active = active_count(traffic.seed);
-    let after_hours = is_after_hours(local) && active > AFTER_HOURS;
-    let compact_date = matches!(traffic.date_format, DateFormat::Compact);
-    let mut rows = Vec::with_capacity(calls as usize * 2);
-    for call in 0..calls.min(9_999) {
-        // One stream per call, so a call's rows do not depend on the call count.
-        let mut rng = SplitMix64::new(mix(&[base, u64::from(call)]));
-        let mut secs_since_epoch = unix_minute * 60 + rng.below(60) as i64;
-        let conn = (unix_minute as u64) * 10_000 + u64::from(call);
-        let ani = fake_ani(rng.next_u64());
-        let customer = fake_customer(rng.next_u64());
-        let mut rp = if after_hours && rng.chance(0.75) {
-            AFTER_HOURS
-        } else {
-            0
-        };
-        for step in 0..3 {
-            let Some(option) = pick_option(&mut rng, rp, active, step < 2) else {
-                break;
-            };
-            let hung_up = option.code == "CUELGA_LLAMADA"
-                || rng.chance(hangup_rate(traffic, rp, secs_since_epoch));
-            let secs = if hung_up {
-                3 + rng.below(40) as u32
-            } else if option.code == "PULSE" {
-                // Waiting for a key press until the menu times out.
-                12 + rng.below(20) as u32
-            } else {
-                let f = rng.f64();
-                6 + (f * f * 110.0) as u32
-            };
-            let dn = match option.next {
-                Next::Rp(target) => POOL[target].id,
-                Next::Queue(dn) => dn,
-                Next::End => "",
-            };
-            let Ok(instant) = Timestamp::from_second(secs_since_epoch) else {
-                break;
-            };
-            let at = zone.to_datetime(instant);
-            rows.push(GenRow {
-                instant,
-                at,
-                civil: civil_seconds(at),
-                visible_secs: secs_since_epoch + i64::from(secs),
-                index: rows.len() as u32,
-                rp,
-                option: option.code,
-                dn,
-                result: vary_result(&mut rng, hung_up),
-                secs,
-                style: time_style(&mut rng),
-                compact_date,
-                ani,
-                customer,
-                conn,
-            });
-            secs_since_epoch += i64::from(secs);
-            match option.next {
-                Next::Rp(target) if !hung_up => rp = target,
-                _ => break,
-            }
-        }
-    }
-    rows
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,6 +481,18 @@ mod tests {
         assert!((pbig - 100.0).abs() < 1.0, "{pbig}");
     }
 
+    fn bogota() -> TimeZone {
+        TimeZone::get("America/Bogota").unwrap_or(TimeZone::UTC)
+    }
+
+    /// An hour of a busy Wednesday morning: 2026-11-25 15:00 UTC, 10:00 in Bogotá.
+    fn busy_hour(traffic: &Traffic) -> Vec<GenRow> {
+        let start = 1_764_082_800 / 60;
+        (start..start + 60)
+            .flat_map(|m| generate_minute(traffic, &[], &bogota(), m))
+            .collect()
+    }
+
     #[test]
     fn generated_rows_look_like_an_ivr() {
         let traffic = Traffic {
@@ -605,13 +501,8 @@ mod tests {
             date_format: DateFormat::Dashed,
             incidents: true,
         };
-        let zone = TimeZone::get("America/Bogota").unwrap_or(TimeZone::UTC);
-        // 2026-11-25 15:00 UTC = 10:00 in Bogotá, a busy Wednesday morning.
-        let start = 1_764_082_800 / 60;
-        let rows: Vec<SimRow> = (start..start + 60)
-            .flat_map(|m| generate_minute(&traffic, &zone, m))
-            .map(|r| r.to_sim_row())
-            .collect();
+        let generated = busy_hour(&traffic);
+        let rows: Vec<SimRow> = generated.iter().map(GenRow::to_sim_row).collect();
         assert!(rows.len() > 1000, "{}", rows.len());
         let rps: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.rp_id.as_str()).collect();
         assert!((5..=8).contains(&rps.len()), "{rps:?}");
@@ -623,13 +514,89 @@ mod tests {
         );
         assert!(rows.iter().any(|r| r.time.contains(':')));
         assert!(rows.iter().all(|r| r.date.len() == 19));
-        // One call passes one to three routing points.
-        let mut per_call = std::collections::HashMap::<&str, usize>::new();
-        for r in &rows {
-            *per_call.entry(r.conn_id.as_str()).or_default() += 1;
+        // Some rows are served minutes after their date; none later than promised.
+        let lateness: Vec<i64> = generated
+            .iter()
+            .map(|r| r.visible_secs - r.instant.as_second())
+            .collect();
+        assert!(
+            lateness
+                .iter()
+                .all(|&l| (3..=MAX_LATENESS_SECS).contains(&l))
+        );
+        let late = lateness.iter().filter(|&&l| l > 120).count();
+        assert!(
+            late * 100 > rows.len() && late * 100 < rows.len() * 6,
+            "{late}"
+        );
+        // A few rows without conn_id; the others in the shape of a Wolkvox call id.
+        let without = rows.iter().filter(|r| r.conn_id.is_empty()).count();
+        assert!(without > 0 && without * 100 < rows.len(), "{without}");
+        for (g, r) in generated
+            .iter()
+            .zip(&rows)
+            .filter(|(_, r)| !r.conn_id.is_empty())
+        {
+            let parts: Vec<&str> = r.conn_id.split('.').collect();
+            assert_eq!(parts.len(), 5, "{}", r.conn_id);
+            assert!(
+                parts.iter().all(|p| p.parse::<u64>().is_ok()),
+                "{}",
+                r.conn_id
+            );
+            // The fourth field is the call's start, at or before this row.
+            let epoch: i64 = parts[3].parse().unwrap();
+            assert!(epoch <= g.instant.as_second() && epoch + 900 > g.instant.as_second());
         }
-        assert!(per_call.values().all(|&n| (1..=3).contains(&n)));
-        assert!(per_call.values().any(|&n| n >= 2));
+    }
+
+    #[test]
+    fn callers_navigate_the_ivr() {
+        let generated = busy_hour(&Traffic::new(7));
+        let mut calls = std::collections::BTreeMap::<ConnId, Vec<&GenRow>>::new();
+        for r in &generated {
+            calls.entry(r.conn).or_default().push(r);
+        }
+        let mut by_length = [0usize; MAX_ROWS_PER_CALL + 1];
+        let (mut agent, mut served, mut abandoned) = (0, 0, 0);
+        for rows in calls.values() {
+            by_length[rows.len()] += 1;
+            // Rows of one call: in time order, a few seconds to two minutes apart.
+            for w in rows.windows(2) {
+                let gap = w[1].instant.as_second() - w[0].instant.as_second();
+                assert!((4..=135).contains(&gap), "{gap}");
+            }
+            let first = rows[0];
+            assert!(first.rp == MAIN || first.rp == ivr::AFTER_HOURS);
+            let last = rows[rows.len() - 1];
+            let self_service = rows
+                .iter()
+                .any(|r| ivr::SELF_SERVICE_OPTIONS.contains(&r.option));
+            match last.result.trim().to_lowercase().replace('_', " ").as_str() {
+                "ok" => agent += 1,
+                "hung up" | "hungup" if self_service => served += 1,
+                "hung up" | "hungup" => abandoned += 1,
+                _ => {}
+            }
+            // Every row but the last leads on: `ok` to another menu (or the same, after
+            // PULSE).
+            for r in &rows[..rows.len() - 1] {
+                assert!(r.result.trim().eq_ignore_ascii_case("ok"), "{}", r.result);
+            }
+        }
+        assert_eq!(by_length[0], 0);
+        assert!(
+            by_length[1] > 0 && by_length[2] > by_length[1],
+            "{by_length:?}"
+        );
+        assert!(by_length[3] > 0 && by_length[4] > 0, "{by_length:?}");
+        let total = calls.len();
+        assert!(agent * 2 > total, "{agent} of {total} reach an agent");
+        assert!(served * 50 > total && served * 5 < total, "{served} served");
+        assert!(
+            abandoned * 20 > total && abandoned * 3 < total,
+            "{abandoned}"
+        );
     }
 
     #[test]
@@ -643,7 +610,7 @@ mod tests {
         let zone = TimeZone::get("America/Bogota").unwrap_or(TimeZone::UTC);
         let count = |start: i64| -> usize {
             (start..start + 60)
-                .map(|m| generate_minute(&traffic, &zone, m).len())
+                .map(|m| generate_minute(&traffic, &[], &zone, m).len())
                 .sum()
         };
         let morning = count(1_764_082_800 / 60); // 10:00 local
@@ -663,18 +630,6 @@ mod tests {
             let at: DateTime = text.parse().unwrap();
             let utc = TimeZone::UTC.to_timestamp(at).unwrap().as_second();
             assert_eq!(civil_seconds(at), utc, "{text}");
-        }
-    }
-
-    #[test]
-    fn most_hours_have_one_ten_minute_incident() {
-        let with = (0..1000)
-            .filter_map(|h| incident_in_hour(9, 500_000 + h))
-            .collect::<Vec<_>>();
-        assert!(with.len() > 700 && with.len() < 900, "{}", with.len());
-        for incident in with {
-            assert_eq!(incident.end.as_second() - incident.start.as_second(), 600);
-            assert!((0.5..=0.7).contains(&incident.hangup_rate));
         }
     }
 }

@@ -16,5 +16,6 @@ mod prometheus;
 mod prometheus_e2e;
 mod reload;
 mod security;
+mod simulate;
 mod state;
 mod toolkit;

@@ -2,6 +2,18 @@
 //! user typed, as clap sees it (every flag also reads an environment variable, shown in
 //! `--help`); [`Settings::from_cli`] turns it into validated [`Settings`] or one
 //! [`SettingsError`] that names the flag, file or key.
+//!
+//! Flags are defined where they mean something: the exporter's listen and web-config
+//! flags at the top (and on `healthcheck`, which finds the exporter from them), the
+//! simulator's on `simulate` ([`simulate::SimulateArgs`]), with their own environment
+//! variables, so one shell can hold the settings of both.
+
+mod listen;
+mod shard;
+pub mod simulate;
+
+pub use listen::{ListenAddr, ListenAddrError, ListenHost};
+pub use shard::Shard;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,7 +41,6 @@ pub struct Cli {
     /// Address to listen on for /metrics and the web pages: HOST:PORT, as the Prometheus exporter-toolkit reads it: :10150 (every interface), 127.0.0.1:10150, [::1]:10150, localhost:10150. [default: :10150; with --demo, 127.0.0.1:10150]
     #[arg(
         long = "web.listen-address",
-        global = true,
         env = "WOLKVOX_EXPORTER_LISTEN_ADDRESS",
         value_name = "ADDR"
     )]
@@ -47,7 +58,6 @@ pub struct Cli {
     /// Exporter-toolkit web config (TLS, basic auth).
     #[arg(
         long = "web.config.file",
-        global = true,
         env = "WOLKVOX_EXPORTER_WEB_CONFIG_FILE",
         value_name = "FILE"
     )]
@@ -56,6 +66,7 @@ pub struct Cli {
     /// Only log messages at this level or above.
     #[arg(
         long = "log.level",
+        global = true,
         env = "WOLKVOX_EXPORTER_LOG_LEVEL",
         value_enum,
         default_value = "info"
@@ -65,6 +76,7 @@ pub struct Cli {
     /// Log format.
     #[arg(
         long = "log.format",
+        global = true,
         env = "WOLKVOX_EXPORTER_LOG_FORMAT",
         value_enum,
         default_value = "logfmt"
@@ -106,6 +118,20 @@ pub enum Command {
     /// Exit 0 when the running exporter answers /-/healthy (for container health checks).
     /// Without --url it finds the exporter from the settings it runs with: --web.listen-address and --web.config.file (or their environment variables): HTTPS when TLS is on, a 401 taken as alive when basic auth is on, and only a TCP connection when client certificates are required.
     Healthcheck {
+        /// The exporter's --web.listen-address, to find it (default :10150).
+        #[arg(
+            long = "web.listen-address",
+            env = "WOLKVOX_EXPORTER_LISTEN_ADDRESS",
+            value_name = "ADDR"
+        )]
+        listen_address: Option<String>,
+        /// The exporter's --web.config.file: HTTPS when it turns TLS on, a 401 taken as alive with basic auth.
+        #[arg(
+            long = "web.config.file",
+            env = "WOLKVOX_EXPORTER_WEB_CONFIG_FILE",
+            value_name = "FILE"
+        )]
+        web_config_file: Option<PathBuf>,
         /// Check this URL instead, e.g. with credentials: https://user:password@127.0.0.1:10150/-/healthy (preferably through the environment variable rather than the command line).
         #[arg(long, env = "WOLKVOX_EXPORTER_HEALTHCHECK_URL")]
         url: Option<String>,
@@ -135,34 +161,8 @@ pub enum Command {
         #[arg(long, value_name = "NAME")]
         operation: Option<String>,
     },
-}
-
-/// `--shard I/N`: which part of the operations this instance polls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: u64,
-    pub count: u64,
-}
-
-impl Shard {
-    pub fn parse(s: &str) -> Result<Shard, String> {
-        let bad = || format!("{s:?} is not I/N with 0 <= I < N, like 0/4");
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let index: u64 = i.trim().parse().map_err(|_| bad())?;
-        let count: u64 = n.trim().parse().map_err(|_| bad())?;
-        if count == 0 || index >= count {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
-    }
-
-    /// Whether the operation using `token` is polled by this shard. The token, not the
-    /// operation's name: the API limits concurrent requests and the daily budget per
-    /// token, and one instance can only keep to limits it sees whole. A fixed hash
-    /// (never a per-process one), so every instance and every restart agree.
-    pub fn selects(&self, token: &str) -> bool {
-        xxhash_rust::xxh3::xxh3_64(token.as_bytes()) % self.count == self.index
-    }
+    /// Run the built-in simulated Wolkvox as its own server (the demo's operations, live traffic, limits and failures) until SIGTERM or Ctrl-C; --write-config writes an exporter config that points at it.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Where the exporter listens unless told: every interface, as Prometheus exporters do.
@@ -170,107 +170,6 @@ pub const DEFAULT_LISTEN: &str = ":10150";
 /// Where `--demo` listens unless told: loopback, since a demo is for the person at the
 /// machine and its simulator needs no exposure.
 pub const DEMO_LISTEN: &str = "127.0.0.1:10150";
-
-/// A checked `--web.listen-address`: `HOST:PORT` where HOST is empty (every interface),
-/// an IPv4 address, a bracketed IPv6 address or a host name, as Go's `net.Listen`
-/// (and so every exporter-toolkit exporter) reads it. Names are resolved when binding.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenAddr {
-    pub host: ListenHost,
-    pub port: u16,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenHost {
-    /// `:PORT`: every IPv4 interface.
-    Any,
-    Ip(std::net::IpAddr),
-    /// A host name such as `localhost`, resolved at bind time.
-    Name(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "--web.listen-address: {0:?} is not an address like :10150, 127.0.0.1:10150, [::1]:10150 or localhost:10150"
-)]
-pub struct ListenAddrError(pub String);
-
-impl ListenAddr {
-    pub fn parse(s: &str) -> Result<ListenAddr, ListenAddrError> {
-        let bad = || ListenAddrError(s.to_string());
-        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-            let (ip, port) = rest.split_once("]:").ok_or_else(bad)?;
-            let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| bad())?;
-            (ListenHost::Ip(ip.into()), port)
-        } else {
-            let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
-            let host = if host.is_empty() {
-                ListenHost::Any
-            } else if let Ok(ip) = host.parse::<std::net::Ipv4Addr>() {
-                ListenHost::Ip(ip.into())
-            } else if valid_host_name(host) {
-                ListenHost::Name(host.to_string())
-            } else {
-                // A bare IPv6 address among others: its colons make the port ambiguous.
-                return Err(bad());
-            };
-            (host, port)
-        };
-        // Digits only: `u16::from_str` would also take `+80`.
-        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        let port = port.parse().map_err(|_| bad())?;
-        Ok(ListenAddr { host, port })
-    }
-
-    /// The socket addresses to try, in order: IPv4 first for a name, as Go's listener
-    /// picks it, so `localhost` means 127.0.0.1 wherever that exists.
-    pub fn resolve(&self) -> std::io::Result<Vec<std::net::SocketAddr>> {
-        use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
-        Ok(match &self.host {
-            ListenHost::Any => vec![SocketAddr::from((Ipv4Addr::UNSPECIFIED, self.port))],
-            ListenHost::Ip(ip) => vec![SocketAddr::new(*ip, self.port)],
-            ListenHost::Name(name) => {
-                let mut all: Vec<SocketAddr> =
-                    (name.as_str(), self.port).to_socket_addrs()?.collect();
-                all.sort_by_key(|a| a.is_ipv6());
-                all.dedup();
-                if all.is_empty() {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "no address found",
-                    ));
-                }
-                all
-            }
-        })
-    }
-}
-
-impl std::fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.host {
-            ListenHost::Any => write!(f, ":{}", self.port),
-            ListenHost::Ip(ip) => write!(f, "{}", std::net::SocketAddr::new(*ip, self.port)),
-            ListenHost::Name(n) => write!(f, "{n}:{}", self.port),
-        }
-    }
-}
-
-/// RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
-fn valid_host_name(s: &str) -> bool {
-    s.len() <= 253
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
 
 // ---------------------------------------------------------------- validated
 
@@ -283,6 +182,8 @@ pub enum Settings {
         warnings: Warnings,
     },
     Healthcheck(crate::check::Probe),
+    /// `simulate`: the simulator's own run.
+    Simulate(crate::simulate::Options),
     /// Passed through: `backfill` validates its own arguments.
     Backfill {
         config: PathBuf,
@@ -345,6 +246,9 @@ pub enum SettingsError {
     EmptyShard { shard: Shard, all: usize },
     #[error("check: --config FILE is required")]
     CheckWithoutConfig,
+    /// A `simulate` flag with a value it cannot use.
+    #[error("simulate: {0}")]
+    Simulate(String),
     /// `healthcheck` cannot tell where the exporter is.
     #[error("healthcheck: {0}")]
     Healthcheck(Box<SettingsError>),
@@ -373,17 +277,27 @@ impl Settings {
             Some(Command::Healthcheck {
                 url: Some(url),
                 insecure_skip_verify,
+                ..
             }) => Ok(Settings::Healthcheck(crate::check::Probe {
                 url,
                 insecure_skip_verify,
                 alive_on_unauthorized: false,
                 connect_only: None,
             })),
-            Some(Command::Healthcheck { url: None, .. }) => {
-                healthcheck_probe(listen_text, cli.web_config_file.as_deref())
+            Some(Command::Healthcheck {
+                url: None,
+                listen_address,
+                web_config_file,
+                ..
+            }) => {
+                // Before or after the subcommand: both name the exporter's settings.
+                let listen = listen_address.as_deref().unwrap_or(listen_text);
+                let web = web_config_file.or(cli.web_config_file);
+                healthcheck_probe(listen, web.as_deref())
                     .map(Settings::Healthcheck)
                     .map_err(|e| SettingsError::Healthcheck(Box::new(e)))
             }
+            Some(Command::Simulate(args)) => args.validate().map(Settings::Simulate),
             Some(Command::Check { config }) => {
                 let path = config
                     .or(cli.config)
@@ -532,88 +446,6 @@ fn load_config(
 mod tests {
     use super::*;
 
-    #[test]
-    fn listen_addresses_read_as_the_exporter_toolkit_reads_them() {
-        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-        let cases: &[(&str, ListenHost, u16)] = &[
-            (":10150", ListenHost::Any, 10150),
-            (
-                "0.0.0.0:10150",
-                ListenHost::Ip(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-                10150,
-            ),
-            (
-                "127.0.0.1:9",
-                ListenHost::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                9,
-            ),
-            (
-                "[::1]:10150",
-                ListenHost::Ip(IpAddr::V6(Ipv6Addr::LOCALHOST)),
-                10150,
-            ),
-            (
-                "[::]:0",
-                ListenHost::Ip(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
-                0,
-            ),
-            (
-                "localhost:10150",
-                ListenHost::Name("localhost".into()),
-                10150,
-            ),
-            (
-                "metrics-1.example.org:65535",
-                ListenHost::Name("metrics-1.example.org".into()),
-                65535,
-            ),
-        ];
-        for (text, host, port) in cases {
-            let a = ListenAddr::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-            assert_eq!((&a.host, a.port), (host, *port), "{text}");
-            assert_eq!(a.to_string(), *text, "shown as typed");
-        }
-        for bad in [
-            "",
-            "nowhere",
-            "localhost",
-            ":",
-            "localhost:",
-            ":65536",
-            ":-1",
-            ":+80",
-            "::1:10150",
-            "[::1]",
-            "[::1]10150",
-            "[127.0.0.1]:1",
-            "bad_name:1",
-            "-x:1",
-            "a..b:1",
-            "host:http",
-            " :1",
-        ] {
-            let e = ListenAddr::parse(bad).expect_err(bad);
-            assert_eq!(
-                e.to_string(),
-                format!(
-                    "--web.listen-address: {bad:?} is not an address like :10150, 127.0.0.1:10150, [::1]:10150 or localhost:10150"
-                )
-            );
-        }
-    }
-
-    #[test]
-    fn listen_addresses_resolve_ipv4_first() {
-        let any = ListenAddr::parse(":10150").unwrap().resolve().unwrap();
-        assert_eq!(any, vec!["0.0.0.0:10150".parse().unwrap()]);
-        let v6 = ListenAddr::parse("[::1]:7").unwrap().resolve().unwrap();
-        assert_eq!(v6, vec!["[::1]:7".parse().unwrap()]);
-        // `localhost` is in every /etc/hosts; 127.0.0.1 comes before ::1 when both are.
-        let local = ListenAddr::parse("localhost:7").unwrap().resolve().unwrap();
-        assert_eq!(local[0], "127.0.0.1:7".parse().unwrap(), "{local:?}");
-        assert!(local.iter().all(|a| a.ip().is_loopback()), "{local:?}");
-    }
-
     fn settings(args: &[&str], env: &[(&str, &str)]) -> Result<Settings, SettingsError> {
         let cli = Cli::try_parse_from([&["wolkvox-exporter"], args].concat()).unwrap();
         let env: std::collections::HashMap<String, String> = env
@@ -730,26 +562,6 @@ mod tests {
             e.to_string()
                 .starts_with("healthcheck: --web.listen-address: \"x\" is not an address"),
             "{e}"
-        );
-    }
-
-    #[test]
-    fn shards_split_operations_by_token() {
-        assert_eq!(Shard::parse("1/4"), Ok(Shard { index: 1, count: 4 }));
-        for bad in ["4/4", "0/0", "1", "a/2", "-1/2", ""] {
-            assert!(Shard::parse(bad).is_err(), "{bad:?}");
-        }
-        let shards: Vec<Shard> = (0..3).map(|i| Shard { index: i, count: 3 }).collect();
-        let mut per_shard = [0; 3];
-        for t in 0..300 {
-            let token = format!("token-{t}");
-            let owners: Vec<usize> = (0..3).filter(|&i| shards[i].selects(&token)).collect();
-            assert_eq!(owners.len(), 1, "{token}");
-            per_shard[owners[0]] += 1;
-        }
-        assert!(
-            per_shard.iter().all(|n| (70..=130).contains(n)),
-            "{per_shard:?}"
         );
     }
 
