@@ -110,7 +110,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate the config and make one small API call per operation; report in plain words.
+    /// Validate the config and make one small API call per operation (two when the first has no rows, to tell whether the zone is right); report in plain words.
     Check {
         #[arg(long, env = "WOLKVOX_EXPORTER_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,

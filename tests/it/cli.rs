@@ -251,6 +251,11 @@ async fn check_reports_in_plain_words() {
         stdout.contains("fine: OK: 127.0.0.1 answered; no rows"),
         "{stdout}"
     );
+    // No traffic: neither the last 10 minutes nor 26 hours before say the zone.
+    assert!(
+        stdout.contains("\nfine: zone: cannot tell (no rows in the last 10 minutes, nor 26 hours before, to read it from)\n"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("refused: token refused (PLEASE VALIDATE TOKEN)"),
         "{stdout}"
@@ -267,8 +272,8 @@ async fn check_reports_in_plain_words() {
     );
     assert_eq!(
         sim.report_requests().len(),
-        2,
-        "one small call per reachable operation"
+        3,
+        "two small calls for the operation without rows, one for the refused token"
     );
 }
 
