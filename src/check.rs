@@ -75,7 +75,7 @@ async fn check_operation(op: &Operation, now: Timestamp) -> (bool, Vec<String>) 
         Ok(c) => c,
         Err(e) => return (false, vec![e.to_string()]),
     };
-    let host = op.base_url.host_str().unwrap_or("?").to_string();
+    let host = shown_base_url(&op.base_url);
     let mut sample = zone::Sample::new(&op.zone, now);
     let mut jitter = Jitter::new(now.as_nanosecond() as u64);
     let mut probe = async |p: zone::Probe, sample: &mut zone::Sample| {
@@ -205,7 +205,10 @@ pub async fn healthcheck(probe: &Probe) -> ExitCode {
         .build()
     {
         Ok(c) => c,
-        Err(_) => return ExitCode::from(1),
+        Err(e) => {
+            eprintln!("healthcheck: {}", crate::wolkvox::client::describe(&e));
+            return ExitCode::from(1);
+        }
     };
     match client.get(url).send().await {
         Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
@@ -217,10 +220,24 @@ pub async fn healthcheck(probe: &Probe) -> ExitCode {
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("healthcheck: {shown}: {}", e.without_url());
+            eprintln!(
+                "healthcheck: {shown}: {}",
+                crate::wolkvox::client::describe(&e)
+            );
             ExitCode::from(1)
         }
     }
+}
+
+/// The operation's base URL as messages show it: scheme, host, port and path, without
+/// credentials (a proxy's URL may hold some).
+fn shown_base_url(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
 }
 
 /// `url` with its password replaced, for messages.

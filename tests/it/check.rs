@@ -135,7 +135,8 @@ async fn bogota_data_configured_as_santiago_or_tokyo_is_wrong() {
             [
                 "config: OK (1 operation(s))".to_string(),
                 format!(
-                    "{name}: OK: 127.0.0.1 answered; no rows in the last 10 minutes ({} to {last}, {zone})",
+                    "{name}: OK: {}/ answered; no rows in the last 10 minutes ({} to {last}, {zone})",
+                    bench.sim.url(),
                     ini[0]
                 ),
                 format!(
