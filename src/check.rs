@@ -4,27 +4,31 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::civil::DateTime;
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, Operation};
 use crate::fetch::{Engine, FetchError, Jitter, RetryPolicy, Sink, TakeError};
 use crate::ingest::{Ingested, ROW_CAP, rows_of};
-use crate::window::{self, Query, Range};
+use crate::window::{self, Query};
 use crate::wolkvox::Reason;
 use crate::wolkvox::client::Client;
-use crate::wolkvox::row::parse_date;
 
-/// Validates each operation with one small request (the last 10 minutes of the report)
-/// and says in plain words what is wrong, or that all is well. Exit 0 when all is well.
+mod zone;
+
+/// Validates each operation with one small request (the last 10 minutes of the report
+/// and the next 20, which are empty in the right zone), and one more when it has no
+/// rows, to tell whether the zone is right ([`zone`]); says in plain words what is
+/// wrong, or that all is well. Exit 0 when nothing is wrong.
 pub async fn check(config: &Config) -> ExitCode {
     println!("config: OK ({} operation(s))", config.operations.len());
     let mut all_ok = true;
     for op in &config.operations {
-        let (ok, line) = check_operation(op, Timestamp::now()).await;
+        let (ok, lines) = check_operation(op, Timestamp::now()).await;
         all_ok &= ok;
-        println!("{}: {}", op.name, line);
+        for line in lines {
+            println!("{}: {}", op.name, line);
+        }
     }
     if all_ok {
         ExitCode::SUCCESS
@@ -33,25 +37,18 @@ pub async fn check(config: &Config) -> ExitCode {
     }
 }
 
-/// What `check` keeps of its one answer: how many rows, and the newest date.
-#[derive(Default)]
-struct Sample {
-    rows: usize,
-    newest: Option<DateTime>,
-}
+/// Hands every row of an answer to the zone's [`zone::Sample`].
+struct Rows<'a>(&'a mut zone::Sample);
 
-impl Sink for Sample {
+impl Sink for Rows<'_> {
     type Error = std::convert::Infallible;
 
     fn take(&mut self, body: &[u8], _q: &Query) -> Result<Ingested, TakeError<Self::Error>> {
         let rows = rows_of(body).map_err(TakeError::Api)?;
-        self.rows += rows.len();
-        self.newest = rows
-            .iter()
-            .filter_map(|r| parse_date(r.date.as_str()))
-            .chain(self.newest)
-            .max();
-        // One request is all `check` spends: an answer at the cap is not cut further.
+        for r in &rows {
+            self.0.add(r.date.as_str(), r.conn_id.as_str());
+        }
+        // One request a probe is all `check` spends: an answer at the cap is not cut.
         Ok(Ingested::Applied {
             rows: rows.len(),
             new: rows.len(),
@@ -64,7 +61,7 @@ impl Sink for Sample {
     }
 }
 
-/// No retries: `check` is one request, and says what went wrong with it.
+/// No retries: each request of `check` is asked once, and it says what went wrong.
 const CHECK_POLICY: RetryPolicy = RetryPolicy {
     retries: 0,
     base: Duration::from_secs(1),
@@ -72,34 +69,64 @@ const CHECK_POLICY: RetryPolicy = RetryPolicy {
     retry_maintenance: false,
 };
 
-async fn check_operation(op: &Operation, now: Timestamp) -> (bool, String) {
+/// Whether the operation passed, and its lines: the API's answer, then the zone's.
+async fn check_operation(op: &Operation, now: Timestamp) -> (bool, Vec<String>) {
     let client = match Client::for_operation(op, Arc::new(Semaphore::new(1))) {
         Ok(c) => c,
-        Err(e) => return (false, e.to_string()),
+        Err(e) => return (false, vec![e.to_string()]),
     };
-    let end = window::align_down(now, Duration::from_secs(60));
-    let range = Range::new(end - SignedDuration::from_mins(10), end);
-    let q = window::query_for(range, &op.zone);
-    let host = op.base_url.host_str().unwrap_or("?").to_string();
-    let mut sample = Sample::default();
+    let host = shown_base_url(&op.base_url);
+    let mut sample = zone::Sample::new(&op.zone, now);
     let mut jitter = Jitter::new(now.as_nanosecond() as u64);
-    let fetched = Engine::new(&client, &op.zone, CHECK_POLICY, &mut jitter)
-        .run(range, &mut sample)
-        .await;
-    match fetched {
-        Ok(_) if sample.rows == 0 => (true, format!("OK: {host} answered; no rows in the last 10 minutes ({} to {}, {})", q.date_ini_string(), q.date_end_string(), op.zone_name)),
-        Ok(_) => {
-            let local_now = op.zone.to_datetime(now);
-            match sample.newest {
-                // Rows from the future, or only hours off: the zone is likely wrong.
-                Some(d) if d > local_now + SignedDuration::from_mins(5) => (false, format!(
-                    "zone looks wrong: the newest row is dated {d}, later than the time now in {} ({}); check `timezone`",
-                    op.zone_name, local_now.strftime("%Y-%m-%d %H:%M:%S")
-                )),
-                _ => (true, format!("OK: {} rows in the last 10 minutes ({})", sample.rows, op.zone_name)),
+    let mut probe = async |p: zone::Probe, sample: &mut zone::Sample| {
+        Engine::new(&client, &op.zone, CHECK_POLICY, &mut jitter)
+            .run(p.range(now), &mut Rows(sample))
+            .await
+            .map(|_| ())
+    };
+    let recent = zone::Probe::Recent;
+    let first = match probe(recent, &mut sample).await {
+        Ok(()) if sample.rows_in_last_minutes() == 0 => {
+            let q = window::query_for(zone::Probe::last_minutes(now), &op.zone);
+            format!(
+                "OK: {host} answered; no rows in the last 10 minutes ({} to {}, {})",
+                q.date_ini_string(),
+                q.date_end_string(),
+                op.zone_name
+            )
+        }
+        Ok(()) => format!(
+            "OK: {} rows in the last 10 minutes ({})",
+            sample.rows_in_last_minutes(),
+            op.zone_name
+        ),
+        Err(e) => return (false, vec![failure(e, &host)]),
+    };
+    let mut asked = vec![recent];
+    let verdict = loop {
+        match zone::next(&sample, &asked, &op.zone, now) {
+            Ok(v) => break v,
+            Err(p) => {
+                asked.push(p);
+                if let Err(e) = probe(p, &mut sample).await {
+                    break zone::Verdict::CannotTell(format!(
+                        "the second request failed: {}",
+                        failure(e, &host)
+                    ));
+                }
             }
         }
-        Err(FetchError::Api { error: e, .. }) => (false, match e.reason {
+    };
+    (
+        !verdict.is_wrong(),
+        vec![first, verdict.line(&op.zone_name)],
+    )
+}
+
+/// A failed request in plain words, with what to check.
+fn failure(e: FetchError<std::convert::Infallible>, host: &str) -> String {
+    match e {
+        FetchError::Api { error: e, .. } => match e.reason {
             Reason::InvalidToken => "token refused (PLEASE VALIDATE TOKEN): check the token in wolkvox Manager, Configuration, Integrations, Tokens".to_string(),
             Reason::MissingToken => "no token was sent: check token_file / token_env".to_string(),
             Reason::TokenLimit => "the token's daily request budget is spent (TOKEN LIMIT EXCEEDED); it comes back tomorrow".to_string(),
@@ -107,9 +134,9 @@ async fn check_operation(op: &Operation, now: Timestamp) -> (bool, String) {
             Reason::Network | Reason::Timeout => format!("API not reachable at {host} ({}): check `server`/`base_url`, DNS and the firewall", e.detail),
             Reason::Decode => format!("the API answered with something that is not a report ({})", e.detail),
             _ => format!("the API answered with an error: {e}"),
-        }),
-        Err(FetchError::Sink(never)) => match never {},
-        Err(FetchError::Shutdown) => (false, "interrupted".to_string()),
+        },
+        FetchError::Sink(never) => match never {},
+        FetchError::Shutdown => "interrupted".to_string(),
     }
 }
 
@@ -178,7 +205,10 @@ pub async fn healthcheck(probe: &Probe) -> ExitCode {
         .build()
     {
         Ok(c) => c,
-        Err(_) => return ExitCode::from(1),
+        Err(e) => {
+            eprintln!("healthcheck: {}", crate::wolkvox::client::describe(&e));
+            return ExitCode::from(1);
+        }
     };
     match client.get(url).send().await {
         Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
@@ -190,10 +220,24 @@ pub async fn healthcheck(probe: &Probe) -> ExitCode {
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("healthcheck: {shown}: {}", e.without_url());
+            eprintln!(
+                "healthcheck: {shown}: {}",
+                crate::wolkvox::client::describe(&e)
+            );
             ExitCode::from(1)
         }
     }
+}
+
+/// The operation's base URL as messages show it: scheme, host, port and path, without
+/// credentials (a proxy's URL may hold some).
+fn shown_base_url(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
 }
 
 /// `url` with its password replaced, for messages.

@@ -91,6 +91,8 @@ pub enum StartError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("state_dir: {} is a file, not a directory", path.display())]
+    StateDirIsFile { path: PathBuf },
     /// `--state.reset` could not rename the old state out of the way.
     #[error("{}: cannot move state aside: {source}", path.display())]
     MoveAside {
@@ -195,6 +197,8 @@ pub async fn serve(s: Serve, shutdown: impl Future<Output = ()>) -> Result<(), S
     if let Some((shard, all)) = s.shard {
         tracing::info!(shard = %format!("{}/{}", shard.index, shard.count), operations = config.operations.len(), of = all, "sharded");
     }
+    // Before listening: a start that cannot save state stops before it says "listening".
+    state_dir(&config.state_dir)?;
     let (listener, addr) = bind(&s.listen).await?;
     let bound = listener.local_addr().unwrap_or(addr);
     tracing::info!(address = %bound, operations = config.operations.len(), tls = scheme == "https", "listening");
@@ -310,10 +314,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
     let now = Timestamp::now();
-    std::fs::create_dir_all(&config.state_dir).map_err(|source| StartError::StateDir {
-        path: config.state_dir.clone(),
-        source,
-    })?;
+    state_dir(&config.state_dir)?;
     warn_about_orphan_state(&config);
 
     let key_path = config.state_dir.join(calls::key::FILE);
@@ -457,6 +458,19 @@ impl Hangups {
         }
         std::future::pending::<()>().await
     }
+}
+
+/// Creates the state directory if it is missing.
+fn state_dir(path: &std::path::Path) -> Result<(), StartError> {
+    if path.exists() && !path.is_dir() {
+        return Err(StartError::StateDirIsFile {
+            path: path.to_path_buf(),
+        });
+    }
+    std::fs::create_dir_all(path).map_err(|source| StartError::StateDir {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// A state file for an operation that is no longer configured is left alone, with a warning.

@@ -110,8 +110,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Validate the config and make one small API call per operation; report in plain words.
+    /// Validate the config and make one small API call per operation (two when the first has no rows, to tell whether the zone is right); report in plain words.
     Check {
+        /// The exporter's YAML config. Without it, the one operation of WOLKVOX_SERVER, WOLKVOX_TOKEN (or WOLKVOX_TOKEN_FILE) and WOLKVOX_TIMEZONE, as the exporter reads them.
         #[arg(long, env = "WOLKVOX_EXPORTER_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -244,11 +245,16 @@ pub enum SettingsError {
     },
     #[error("--shard {}/{}: none of the {all} operations falls in this shard", shard.index, shard.count)]
     EmptyShard { shard: Shard, all: usize },
-    #[error("check: --config FILE is required")]
+    #[error(
+        "check: nothing to check: pass --config FILE, or set WOLKVOX_SERVER and WOLKVOX_TOKEN (or WOLKVOX_TOKEN_FILE)"
+    )]
     CheckWithoutConfig,
     /// A `simulate` flag with a value it cannot use.
     #[error("simulate: {0}")]
     Simulate(String),
+    /// `healthcheck --url` is no URL it can ask.
+    #[error("--url: {0}")]
+    HealthcheckUrl(String),
     /// `healthcheck` cannot tell where the exporter is.
     #[error("healthcheck: {0}")]
     Healthcheck(Box<SettingsError>),
@@ -278,12 +284,15 @@ impl Settings {
                 url: Some(url),
                 insecure_skip_verify,
                 ..
-            }) => Ok(Settings::Healthcheck(crate::check::Probe {
-                url,
-                insecure_skip_verify,
-                alive_on_unauthorized: false,
-                connect_only: None,
-            })),
+            }) => {
+                healthcheck_url(&url).map_err(|e| SettingsError::Healthcheck(Box::new(e)))?;
+                Ok(Settings::Healthcheck(crate::check::Probe {
+                    url,
+                    insecure_skip_verify,
+                    alive_on_unauthorized: false,
+                    connect_only: None,
+                }))
+            }
             Some(Command::Healthcheck {
                 url: None,
                 listen_address,
@@ -299,10 +308,14 @@ impl Settings {
             }
             Some(Command::Simulate(args)) => args.validate().map(Settings::Simulate),
             Some(Command::Check { config }) => {
-                let path = config
-                    .or(cli.config)
-                    .ok_or(SettingsError::CheckWithoutConfig)?;
-                let (config, warnings) = Config::from_file(&path, env)?;
+                // As the exporter reads it: the file, or the environment's one operation.
+                let (config, warnings) = match config.or(cli.config) {
+                    Some(path) => Config::from_file(&path, env)?,
+                    None => Config::from_env(env).map_err(|e| match e {
+                        ConfigError::Missing => SettingsError::CheckWithoutConfig,
+                        e => e.into(),
+                    })?,
+                };
                 Ok(Settings::Check { config, warnings })
             }
             Some(Command::Backfill {
@@ -323,6 +336,25 @@ impl Settings {
                 serve(cli, listen, env).map(|s| Settings::Serve(Box::new(s)))
             }
         }
+    }
+}
+
+/// `healthcheck --url`: an http or https URL with a host. The message never repeats the
+/// URL: it may hold a password.
+fn healthcheck_url(url: &str) -> Result<(), SettingsError> {
+    let bad = |why: String| {
+        SettingsError::HealthcheckUrl(format!(
+            "{why}: give one such as http://127.0.0.1:10150/-/healthy"
+        ))
+    };
+    match reqwest::Url::parse(url) {
+        Err(e) => Err(bad(format!("not a valid URL ({e})"))),
+        Ok(u) if !matches!(u.scheme(), "http" | "https") => Err(bad(format!(
+            "the scheme is {:?}, not http or https",
+            u.scheme()
+        ))),
+        Ok(u) if u.host().is_none() => Err(bad("the URL has no host".to_string())),
+        Ok(_) => Ok(()),
     }
 }
 
@@ -509,7 +541,34 @@ mod tests {
             "{e:?}"
         );
         let e = settings(&["check"], &[]).unwrap_err();
-        assert_eq!(e.to_string(), "check: --config FILE is required");
+        assert_eq!(
+            e.to_string(),
+            "check: nothing to check: pass --config FILE, or set WOLKVOX_SERVER and WOLKVOX_TOKEN (or WOLKVOX_TOKEN_FILE)"
+        );
+        // The environment's one operation, as the exporter reads it.
+        match settings(&["check"], ENV) {
+            Ok(Settings::Check { config, .. }) => {
+                assert_eq!(config.operations[0].name, "default");
+                assert_eq!(
+                    config.operations[0].base_url.as_str(),
+                    "https://wv0042.wolkvox.com/"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = settings(
+            &["check"],
+            &[
+                ("WOLKVOX_SERVER", "0042"),
+                ("WOLKVOX_TOKEN", "t"),
+                ("WOLKVOX_TIMEZONE", "X"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "environment: WOLKVOX_TIMEZONE: unknown time zone \"X\" (use an IANA name such as America/Bogota)"
+        );
         // The token "t" hashes to one shard of two; the other polls nothing.
         let owner = (0..2)
             .find(|i| {
@@ -563,6 +622,34 @@ mod tests {
                 .starts_with("healthcheck: --web.listen-address: \"x\" is not an address"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn healthcheck_says_why_a_url_is_not_one() {
+        let e = |url: &str| {
+            let e = settings(&["healthcheck", "--url", url], &[]).unwrap_err();
+            assert_eq!(e.exit_code(), 1, "{url}");
+            e.to_string()
+        };
+        assert_eq!(
+            e("garbage"),
+            "healthcheck: --url: not a valid URL (relative URL without a base): give one such as http://127.0.0.1:10150/-/healthy"
+        );
+        assert_eq!(
+            e("ftp://u:secret@host/"),
+            "healthcheck: --url: the scheme is \"ftp\", not http or https: give one such as http://127.0.0.1:10150/-/healthy"
+        );
+        assert_eq!(
+            e("http://[::1/"),
+            "healthcheck: --url: not a valid URL (invalid IPv6 address): give one such as http://127.0.0.1:10150/-/healthy"
+        );
+        assert!(matches!(
+            settings(
+                &["healthcheck", "--url", "https://u:p@127.0.0.1:1/-/healthy"],
+                &[]
+            ),
+            Ok(Settings::Healthcheck(_))
+        ));
     }
 
     #[test]

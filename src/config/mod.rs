@@ -215,29 +215,81 @@ impl Config {
     }
 
     /// One operation from `WOLKVOX_SERVER`, `WOLKVOX_TOKEN`/`WOLKVOX_TOKEN_FILE` and
-    /// `WOLKVOX_TIMEZONE`, for running without a config file.
+    /// `WOLKVOX_TIMEZONE`, for running without a config file. Errors and warnings name
+    /// the variable, not the key of the operation it stands for.
     pub fn from_env(env: &dyn Env) -> Result<(Config, Warnings), ConfigError> {
         let server = env
             .var("WOLKVOX_SERVER")
             .filter(|s| !s.is_empty())
             .ok_or(ConfigError::Missing)?;
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            origin: Origin::Environment,
+            error: err(key, message),
+        };
         let mut op = RawOperation {
             name: "default".into(),
             server: Some(server),
             timezone: env.var("WOLKVOX_TIMEZONE").filter(|s| !s.is_empty()),
             ..RawOperation::default()
         };
-        match (env.var("WOLKVOX_TOKEN_FILE"), env.var("WOLKVOX_TOKEN")) {
-            (Some(f), _) if !f.is_empty() => op.token_file = Some(f.into()),
-            _ => op.token_env = Some("WOLKVOX_TOKEN".into()),
-        }
+        let token_var = match env.var("WOLKVOX_TOKEN_FILE").filter(|f| !f.is_empty()) {
+            Some(f) => {
+                op.token_file = Some(f.into());
+                "WOLKVOX_TOKEN_FILE"
+            }
+            None => {
+                match env.var("WOLKVOX_TOKEN") {
+                    None => {
+                        return Err(invalid(
+                            "WOLKVOX_TOKEN",
+                            "is not set: set it to the token, or WOLKVOX_TOKEN_FILE to a file holding it",
+                        ));
+                    }
+                    Some(t) if t.trim().is_empty() => {
+                        return Err(invalid("WOLKVOX_TOKEN", "is empty"));
+                    }
+                    Some(_) => {}
+                }
+                op.token_env = Some("WOLKVOX_TOKEN".into());
+                "WOLKVOX_TOKEN"
+            }
+        };
         let raw = RawConfig {
             operations: vec![op],
             ..RawConfig::default()
         };
-        raw.validate(env).map_err(|error| ConfigError::Invalid {
-            origin: Origin::Environment,
-            error,
-        })
+        match raw.validate(env) {
+            Ok((config, warnings)) => {
+                let warnings = warnings
+                    .into_iter()
+                    .map(|w| match w.split_once(": ") {
+                        Some((key, rest)) => format!("{}: {rest}", env_name(key, token_var)),
+                        None => w,
+                    })
+                    .collect();
+                Ok((config, warnings))
+            }
+            Err(mut error) => {
+                error.key = env_name(&error.key, token_var);
+                Err(ConfigError::Invalid {
+                    origin: Origin::Environment,
+                    error,
+                })
+            }
+        }
     }
+}
+
+/// The variable that stands for a key of the environment's one operation; `token_var`
+/// for the operation itself (a token with control characters).
+fn env_name(key: &str, token_var: &str) -> String {
+    let name = match key.strip_prefix("operations[0] (default)") {
+        Some("") => token_var,
+        Some(".server") => "WOLKVOX_SERVER",
+        Some(".timezone") => "WOLKVOX_TIMEZONE",
+        Some(".token_file") => "WOLKVOX_TOKEN_FILE",
+        Some(".token_env") => "WOLKVOX_TOKEN",
+        _ => key,
+    };
+    name.to_string()
 }

@@ -123,10 +123,52 @@ fn environment_mode() {
     let e = Config::from_env(&env(&[("WOLKVOX_SERVER", "0042")])).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "environment: operations[0] (default).token_env: environment variable WOLKVOX_TOKEN is not set"
+        "environment: WOLKVOX_TOKEN: is not set: set it to the token, or WOLKVOX_TOKEN_FILE to a file holding it"
     );
-    assert_eq!(e.key(), Some("operations[0] (default).token_env"));
+    assert_eq!(e.key(), Some("WOLKVOX_TOKEN"));
     assert_eq!(e.file(), None);
+    // Every error names the variable, never the operation's key.
+    let bad = |pairs: &[(&str, &str)]| {
+        let mut all = vec![("WOLKVOX_SERVER", "0042"), ("WOLKVOX_TOKEN", "x")];
+        all.extend_from_slice(pairs);
+        Config::from_env(&env(&all)).unwrap_err().to_string()
+    };
+    assert_eq!(
+        bad(&[("WOLKVOX_TIMEZONE", "Mars/Olympus")]),
+        "environment: WOLKVOX_TIMEZONE: unknown time zone \"Mars/Olympus\" (use an IANA name such as America/Bogota)"
+    );
+    assert_eq!(
+        bad(&[("WOLKVOX_SERVER", "wv0042.wolkvox.com")]),
+        "environment: WOLKVOX_SERVER: \"wv0042.wolkvox.com\" is not a Wolkvox server name (e.g. \"0042\")"
+    );
+    assert_eq!(
+        bad(&[("WOLKVOX_TOKEN", "  ")]),
+        "environment: WOLKVOX_TOKEN: is empty"
+    );
+    assert_eq!(
+        bad(&[("WOLKVOX_TOKEN", "a\u{7}b")]),
+        "environment: WOLKVOX_TOKEN: the token contains control characters"
+    );
+    assert_eq!(
+        bad(&[("WOLKVOX_TOKEN_FILE", "/nonexistent/token")]),
+        "environment: WOLKVOX_TOKEN_FILE: cannot read /nonexistent/token: No such file or directory (os error 2)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "tok").unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let (_, warnings) = Config::from_env(&env(&[
+        ("WOLKVOX_SERVER", "0042"),
+        ("WOLKVOX_TOKEN_FILE", file.to_str().unwrap()),
+    ]))
+    .unwrap();
+    assert_eq!(
+        warnings,
+        [format!(
+            "WOLKVOX_TOKEN_FILE: {} is readable by every user; chmod 600 it",
+            file.display()
+        )]
+    );
     let e = Config::from_env(&env(&[])).unwrap_err();
     assert!(matches!(e, ConfigError::Missing));
     assert!(e.to_string().starts_with("no configuration"));

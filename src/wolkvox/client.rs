@@ -209,22 +209,53 @@ fn error(reason: Reason, status: Option<u16>, detail: &str) -> ApiError {
 }
 
 fn transport(e: reqwest::Error) -> ApiError {
-    // reqwest's Display includes the URL: query strings hold dates and customer_id,
-    // so describe the failure without it.
-    let e = e.without_url();
     let reason = if e.is_timeout() {
         Reason::Timeout
     } else {
         Reason::Network
     };
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(&e);
+    error(reason, None, &describe(&e))
+}
+
+/// A request that got no answer, in plain words: the cause at the end of reqwest's
+/// chain (`connection refused`), not its own "error sending request". Never the URL:
+/// reqwest's text holds it, and a report URL's query holds dates and `customer_id`.
+pub fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".to_string();
+    }
+    let mut chain = Vec::new();
+    let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
+        chain.push(s);
         source = s.source();
     }
-    error(reason, None, &detail)
+    let io = chain
+        .iter()
+        .rev()
+        .find_map(|s| s.downcast_ref::<std::io::Error>());
+    let cause = match io {
+        Some(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+            std::io::ErrorKind::ConnectionReset => "connection reset".to_string(),
+            std::io::ErrorKind::ConnectionAborted => "connection aborted".to_string(),
+            std::io::ErrorKind::TimedOut => "connection timed out".to_string(),
+            _ => io.to_string(),
+        },
+        None => match chain.last() {
+            Some(s) => s.to_string(),
+            // reqwest's own text would bring the URL.
+            None if e.is_body() => "error reading the answer".to_string(),
+            None if e.is_redirect() => "too many redirects".to_string(),
+            None => "request failed".to_string(),
+        },
+    };
+    // hyper-util names a failed lookup only in the middle of the chain.
+    if chain.iter().any(|s| s.to_string() == "dns error") {
+        format!("cannot resolve the host name: {cause}")
+    } else {
+        cause
+    }
 }
 
 async fn read_capped(
@@ -274,5 +305,39 @@ fn error_message(body: &[u8]) -> String {
     match row::decode(body) {
         Ok(env) => env.msg.map(|m| m.as_str().to_string()).unwrap_or_default(),
         Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request to `url` with a short timeout, and its failure in words.
+    async fn failure(url: &str) -> String {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        describe(&http.get(url).send().await.unwrap_err())
+    }
+
+    #[tokio::test]
+    async fn transport_failures_say_their_cause_without_the_url() {
+        // A port that was just let go: nothing listens there.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        assert_eq!(
+            failure(&format!("http://127.0.0.1:{port}/?customer_id=77")).await,
+            "connection refused"
+        );
+        // Accepted by the kernel, never answered.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", silent.local_addr().unwrap());
+        assert_eq!(failure(&url).await, "timed out");
+        assert_eq!(
+            failure("ftp://127.0.0.1/").await,
+            "URL scheme is not allowed"
+        );
     }
 }

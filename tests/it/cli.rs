@@ -168,7 +168,7 @@ fn missing_config_file_and_missing_environment() {
     assert_eq!(code, 2);
     assert_eq!(
         stderr.trim(),
-        "wolkvox-exporter: environment: operations[0] (default).token_env: environment variable WOLKVOX_TOKEN is not set"
+        "wolkvox-exporter: environment: WOLKVOX_TOKEN: is not set: set it to the token, or WOLKVOX_TOKEN_FILE to a file holding it"
     );
     let (code, stderr) = run(
         &["--web.listen-address", "127.0.0.1:0"],
@@ -179,8 +179,120 @@ fn missing_config_file_and_missing_environment() {
         ],
     );
     assert_eq!(code, 2);
+    // Named by its variable: the environment has no `operations[0]`.
+    assert_eq!(
+        stderr.trim(),
+        "wolkvox-exporter: environment: WOLKVOX_TIMEZONE: unknown time zone \"Nowhere/City\" (use an IANA name such as America/Bogota)"
+    );
+}
+
+/// What a newcomer met, each now one line that says what is wrong and where.
+#[test]
+fn first_run_messages_name_what_is_wrong() {
+    // A port that was just let go: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let dir = tempdir();
+
+    // `check`: the URL with its port, and the cause of the failure.
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        OP.replace("http://127.0.0.1:9", &format!("http://127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config", path.to_str().unwrap()])
+        .env("T", "tok")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "config: OK (1 operation(s))\n\
+             acme: API not reachable at http://127.0.0.1:{port}/ (connection refused): check `server`/`base_url`, DNS and the firewall\n"
+        )
+    );
+
+    // `healthcheck`: a refused connection says so; a URL that is none says why.
+    let (code, stderr) = run(
+        &[
+            "healthcheck",
+            "--url",
+            &format!("http://127.0.0.1:{port}/-/healthy"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        (code, stderr.as_str()),
+        (
+            1,
+            format!("healthcheck: http://127.0.0.1:{port}/-/healthy: connection refused\n")
+                .as_str()
+        )
+    );
+    let (code, stderr) = run(&["healthcheck", "--url", "garbage"], &[]);
+    assert_eq!(
+        (code, stderr.as_str()),
+        (
+            1,
+            "healthcheck: --url: not a valid URL (relative URL without a base): give one such as http://127.0.0.1:10150/-/healthy\n"
+        )
+    );
+
+    // A state directory that is a file: one line, exit 2, and nothing listened.
+    let file = dir.path().join("state-file");
+    std::fs::write(&file, "").unwrap();
+    let (code, stderr) = run(
+        &[
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--state.dir",
+            file.to_str().unwrap(),
+        ],
+        &[("WOLKVOX_SERVER", "0042"), ("WOLKVOX_TOKEN", "x")],
+    );
+    assert_eq!(
+        (code, stderr.as_str()),
+        (
+            2,
+            format!(
+                "wolkvox-exporter: state_dir: {} is a file, not a directory\n",
+                file.display()
+            )
+            .as_str()
+        )
+    );
+}
+
+/// `check` and `backfill` take none of the exporter's listen, web or state flags: their
+/// help lists none, and given after them they are usage errors.
+#[test]
+fn subcommands_list_only_their_own_flags() {
+    let exporter_only = [
+        "--web.listen-address",
+        "--web.telemetry-path",
+        "--web.config.file",
+        "--web.enable-lifecycle",
+        "--state.dir",
+        "--state.reset",
+        "--shard",
+        "--demo",
+    ];
+    for sub in ["check", "backfill"] {
+        let out = Command::new(BIN).args([sub, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("--config"), "{sub}: {help}");
+        for flag in exporter_only {
+            assert!(!help.contains(flag), "{sub} --help lists {flag}:\n{help}");
+        }
+    }
+    let (code, stderr) = run(&["check", "--web.listen-address", ":1"], &[]);
+    assert_eq!(code, 2);
     assert!(
-        stderr.contains("timezone: unknown time zone \"Nowhere/City\""),
+        stderr.starts_with("error: unexpected argument '--web.listen-address' found"),
         "{stderr}"
     );
 }
@@ -248,7 +360,12 @@ async fn check_reports_in_plain_words() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("config: OK (3 operation(s))"), "{stdout}");
     assert!(
-        stdout.contains("fine: OK: 127.0.0.1 answered; no rows"),
+        stdout.contains(&format!("fine: OK: {}/ answered; no rows", sim.url())),
+        "{stdout}"
+    );
+    // No traffic: neither the last 10 minutes nor 26 hours before say the zone.
+    assert!(
+        stdout.contains("\nfine: zone: cannot tell (no rows in the last 10 minutes, nor 26 hours before, to read it from)\n"),
         "{stdout}"
     );
     assert!(
@@ -256,7 +373,7 @@ async fn check_reports_in_plain_words() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("gone: API not reachable at 127.0.0.1"),
+        stdout.contains("\ngone: API not reachable at http://127.0.0.1:9/ (connection refused): check `server`/`base_url`, DNS and the firewall\n"),
         "{stdout}"
     );
     assert!(
@@ -267,8 +384,8 @@ async fn check_reports_in_plain_words() {
     );
     assert_eq!(
         sim.report_requests().len(),
-        2,
-        "one small call per reachable operation"
+        3,
+        "two small calls for the operation without rows, one for the refused token"
     );
 }
 

@@ -5,6 +5,7 @@ mod app;
 mod backfill;
 mod budget;
 mod calls;
+mod check;
 mod cli;
 mod deploy;
 mod fuzz;

@@ -136,7 +136,8 @@ async fn write_config_then_check_and_backfill_give_exact_answers() {
         assert_eq!(mode & 0o777, 0o600, "{name}");
     }
 
-    // `check`: one request per operation for the last 10 whole minutes. Its answer is
+    // `check`: one request per operation for the last 10 whole minutes (and the next 20,
+    // empty in the right zone). Its answer is
     // the twin's for the same range at the same second (rows become visible by the
     // second); a run that straddles two seconds is done again.
     let mut checked = None;
@@ -163,9 +164,15 @@ async fn write_config_then_check_and_backfill_give_exact_answers() {
         let last = local(&plan, i, end - SignedDuration::from_secs(1));
         let n = plan.sim.served_at(&op.token, ini, last, None, t).len();
         assert!(n > 0, "{}", op.name);
+        // The call start times in conn_id say the zone, from the same request.
+        let offset = op.zone.to_offset(t).seconds();
         want.push_str(&format!(
-            "{}: OK: {n} rows in the last 10 minutes ({})\n",
-            op.name, op.zone_name
+            "{name}: OK: {n} rows in the last 10 minutes ({zone})\n\
+             {name}: zone OK: the call start times in conn_id put the report's dates at UTC-{:02}:{:02}, {zone}'s offset\n",
+            -offset / 3600,
+            -offset / 60 % 60,
+            name = op.name,
+            zone = op.zone_name
         ));
     }
     assert_eq!(text(&out.stdout), want, "{}", text(&out.stderr));
