@@ -153,6 +153,11 @@ impl Ledger {
     pub fn forget_before(&mut self, floor: DateTime) -> usize {
         let before = self.seen.len();
         self.seen.retain(|_, s| s.keep_until >= floor);
+        // A catch-up's part fills the table with its rows and forgets most of them at
+        // its commit; the committed copy is cloned at this table's capacity.
+        if self.seen.capacity() > 4 * self.seen.len().max(256) {
+            self.seen.shrink_to(self.seen.len());
+        }
         before - self.seen.len()
     }
 

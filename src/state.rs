@@ -172,17 +172,41 @@ pub fn path(dir: &Path, operation: &str) -> PathBuf {
 pub fn save(path: &Path, state: &OpState) -> std::io::Result<u64> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let bytes = serde_json::to_vec(state).map_err(std::io::Error::other)?;
     let tmp = path.with_extension("json.tmp");
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-    }
+    // Straight to the file: a busy operation's state is megabytes, and a buffer of it
+    // would be one more copy at every commit.
+    let mut out = Counting {
+        inner: std::io::BufWriter::with_capacity(64 * 1024, File::create(&tmp)?),
+        written: 0,
+    };
+    serde_json::to_writer(&mut out, state).map_err(std::io::Error::other)?;
+    let written = out.written;
+    out.inner
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?
+        .sync_all()?;
     fs::rename(&tmp, path)?;
     // The rename is durable only once the directory entry is.
     File::open(dir)?.sync_all()?;
-    Ok(bytes.len() as u64)
+    Ok(written)
+}
+
+/// A writer that counts what passes through it (the saved size, for `/metrics`).
+struct Counting<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Reads a saved state. `Ok(None)` when there is none yet.

@@ -43,8 +43,9 @@ pub struct CallRules {
 /// A call that can still grow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenCall {
-    /// Routing point of the earliest row (ties: the row seen first).
-    pub entry: RpKey,
+    /// Routing point of the earliest row (ties: the row seen first), shared with
+    /// every other call that entered there.
+    pub entry: Arc<RpKey>,
     pub first: DateTime,
     /// Date of the latest row (ties: the row seen last), whose result is `last_result`.
     pub last: DateTime,
@@ -70,11 +71,12 @@ impl OpenCall {
 type IdMap<V> = HashMap<CallId, V, IdHasherBuilder>;
 
 /// Open calls, and the ids of recently closed ones with their latest row's date.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub struct Calls {
     rules: Arc<CallRules>,
     open: IdMap<OpenCall>,
     closed: IdMap<DateTime>,
+    entries: Entries,
 }
 
 impl Clone for Calls {
@@ -83,6 +85,7 @@ impl Clone for Calls {
             rules: Arc::clone(&self.rules),
             open: self.open.clone(),
             closed: self.closed.clone(),
+            entries: self.entries.clone(),
         }
     }
 
@@ -91,6 +94,50 @@ impl Clone for Calls {
         self.rules = Arc::clone(&source.rules);
         self.open.clone_from(&source.open);
         self.closed.clone_from(&source.closed);
+        self.entries.clone_from(&source.entries);
+    }
+}
+
+/// Equal when they hold the same calls, however their labels are shared.
+impl PartialEq for Calls {
+    fn eq(&self, other: &Self) -> bool {
+        self.rules == other.rules && self.open == other.open && self.closed == other.closed
+    }
+}
+
+/// The entry labels of open calls, one copy each: a catch-up's part can hold 100,000
+/// open calls entering at a few hundred routing points.
+#[derive(Debug, Clone, Default)]
+struct Entries(HashMap<String, Vec<Arc<RpKey>>>);
+
+impl Entries {
+    fn get(&mut self, rp_id: &str, rp_name: &str) -> Arc<RpKey> {
+        let names = match self.0.get_mut(rp_id) {
+            Some(names) => names,
+            None => self.0.entry(rp_id.to_string()).or_default(),
+        };
+        match names.iter().find(|e| e.1 == rp_name) {
+            Some(e) => Arc::clone(e),
+            None => {
+                let e = Arc::new((rp_id.to_string(), rp_name.to_string()));
+                names.push(Arc::clone(&e));
+                e
+            }
+        }
+    }
+
+    /// Only the labels that open calls hold: what closed calls entered with goes.
+    fn keep_only<'c>(&mut self, open: impl Iterator<Item = &'c OpenCall>) {
+        self.0.clear();
+        for c in open {
+            let names = match self.0.get_mut(&c.entry.0) {
+                Some(names) => names,
+                None => self.0.entry(c.entry.0.clone()).or_default(),
+            };
+            if !names.iter().any(|e| Arc::ptr_eq(e, &c.entry)) {
+                names.push(Arc::clone(&c.entry));
+            }
+        }
     }
 }
 
@@ -109,6 +156,7 @@ impl Calls {
             rules,
             open: IdMap::default(),
             closed: IdMap::default(),
+            entries: Entries::default(),
         }
     }
 
@@ -127,10 +175,19 @@ impl Calls {
         open: impl IntoIterator<Item = (CallId, OpenCall)>,
         closed: impl IntoIterator<Item = (CallId, DateTime)>,
     ) -> Calls {
+        let mut entries = Entries::default();
+        let open = open
+            .into_iter()
+            .map(|(id, mut c)| {
+                c.entry = entries.get(&c.entry.0, &c.entry.1);
+                (id, c)
+            })
+            .collect();
         Calls {
             rules,
-            open: open.into_iter().collect(),
+            open,
             closed: closed.into_iter().collect(),
+            entries,
         }
     }
 
@@ -155,6 +212,11 @@ impl Calls {
 
     pub fn closed(&self) -> impl Iterator<Item = (&CallId, &DateTime)> {
         self.closed.iter()
+    }
+
+    /// Room for `additional` more open calls.
+    pub fn reserve(&mut self, additional: usize) {
+        self.open.reserve(additional);
     }
 
     pub fn open_len(&self) -> usize {
@@ -192,7 +254,7 @@ impl Calls {
                 if date < c.first {
                     c.first = date;
                     if c.entry.0 != r.rp_id || c.entry.1 != r.rp_name {
-                        c.entry = (r.rp_id.to_string(), r.rp_name.to_string());
+                        c.entry = self.entries.get(r.rp_id, r.rp_name);
                     }
                 }
                 if date >= c.last {
@@ -208,7 +270,7 @@ impl Calls {
                 self.open.insert(
                     id,
                     OpenCall {
-                        entry: (r.rp_id.to_string(), r.rp_name.to_string()),
+                        entry: self.entries.get(r.rp_id, r.rp_name),
                         first: date,
                         last: date,
                         last_result: r.outcome,
@@ -246,8 +308,8 @@ impl Calls {
                 return true;
             }
             let o = c.outcome().index();
-            let label = if calls.by_entry.contains_key(&c.entry) || known.contains_key(&c.entry) {
-                &c.entry
+            let label = if calls.by_entry.contains_key(&*c.entry) || known.contains_key(&*c.entry) {
+                &*c.entry
             } else {
                 &other
             };
@@ -267,7 +329,19 @@ impl Calls {
             closed += 1;
             false
         });
+        shrink(&mut self.open);
+        shrink(&mut self.closed);
+        self.entries.keep_only(self.open.values());
         closed
+    }
+}
+
+/// Gives back most of a table that emptied: a catch-up's part opens a call per row
+/// (60,000 at the row cap) and closes nearly all of them at its commit, and the
+/// committed copy is cloned at the working copy's capacity.
+fn shrink<V>(table: &mut IdMap<V>) {
+    if table.capacity() > 4 * table.len().max(256) {
+        table.shrink_to(table.len());
     }
 }
 

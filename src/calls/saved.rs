@@ -133,7 +133,7 @@ impl SavedCalls {
                 Ok((
                     parse_id(&o.id)?,
                     OpenCall {
-                        entry: (o.rp_id, o.rp_name),
+                        entry: Arc::new((o.rp_id, o.rp_name)),
                         first: o.first,
                         last: o.last,
                         last_result: o.last_result,
