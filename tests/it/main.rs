@@ -7,6 +7,7 @@ mod budget;
 mod calls;
 mod check;
 mod cli;
+mod compose;
 mod deploy;
 mod fuzz;
 mod helpers;
