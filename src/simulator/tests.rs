@@ -139,7 +139,7 @@ fn data(body: &Value) -> &Vec<Value> {
 }
 
 fn fmt_api(dt: DateTime) -> String {
-    traffic::format_compact(dt)
+    gen_row::format_compact(dt)
 }
 
 #[tokio::test]
