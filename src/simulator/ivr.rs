@@ -11,7 +11,7 @@
 
 use jiff::civil::{DateTime, Weekday};
 
-use super::traffic::mix;
+use super::random::mix;
 
 /// The `cod_opc_menu` values after which the IVR has served the caller by itself.
 pub const SELF_SERVICE_OPTIONS: [&str; 2] = ["SALDO", "HORARIOS"];

@@ -17,8 +17,10 @@
 //! The module is self-contained: it uses nothing else from the crate.
 
 mod calls;
+mod gen_row;
 pub mod incidents;
 pub mod ivr;
+mod random;
 mod rows;
 mod server;
 mod traffic;
@@ -36,9 +38,10 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
 pub use calls::{CallOutcome, CallTruth, CallsTruth, SelfService};
+use gen_row::GenRow;
 pub use incidents::Incident;
 pub use ivr::SELF_SERVICE_OPTIONS;
-use traffic::{GenRow, SplitMix64};
+use random::SplitMix64;
 pub use traffic::{MAX_LATENESS_SECS, MAX_ROWS_PER_CALL};
 
 /// The messages the simulator answers with. The ones in the vendor's table are
@@ -108,15 +111,15 @@ impl SimRow {
     ) -> SimRow {
         let at = at.with().subsec_nanosecond(0).build().unwrap_or(at);
         let h = xxhash_rust::xxh3::xxh3_64(conn_id.as_bytes());
-        let customer = traffic::fake_customer(h.rotate_left(17));
+        let customer = gen_row::fake_customer(h.rotate_left(17));
         SimRow {
             rp_id: rp_id.to_string(),
             rp_name: rp_name.to_string(),
             cod_opc_menu: option.to_string(),
             dn_transfer: dn_transfer.to_string(),
-            date: traffic::format_dashed(at),
+            date: gen_row::format_dashed(at),
             result: result.to_string(),
-            ani: traffic::fake_ani(h).to_string(),
+            ani: gen_row::fake_ani(h).to_string(),
             time: time.to_string(),
             customer_id: if customer == 0 {
                 String::new()

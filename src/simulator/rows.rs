@@ -9,7 +9,8 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 
-use super::traffic::{self, GenRow};
+use super::gen_row::{self, GenRow};
+use super::traffic;
 use super::{CACHE_MAX_ROWS, CACHE_RETENTION_SECS, MAX_RANGE_DAYS, SimRow, Simulator};
 
 /// Sort key of a served row: `at` (civil seconds, sub-second nanoseconds), then
@@ -183,7 +184,7 @@ impl Simulator {
                     && customer.is_none_or(|c| row.customer_id == c)
                 {
                     let key = (
-                        traffic::civil_seconds(row.at),
+                        gen_row::civil_seconds(row.at),
                         row.at.subsec_nanosecond(),
                         1,
                         0,
@@ -218,8 +219,8 @@ impl Simulator {
             .collect();
         // Generated rows have whole seconds, so civil seconds compare exactly.
         let (ini_key, end_key, now_secs) = (
-            traffic::civil_seconds(ini),
-            traffic::civil_seconds(end),
+            gen_row::civil_seconds(ini),
+            gen_row::civil_seconds(end),
             now.as_second(),
         );
         for (minute, rows) in &generated {

@@ -12,264 +12,26 @@
 //! `HORARIOS`) and hanging up after it; pressing nothing (`PULSE`) replays a menu. Six
 //! rows at most. Now and then a call ends with an empty `result` (a dropped line), and a
 //! few rows carry no `conn_id`.
+//!
+//! The rows themselves, and how they write their fields, are in [`super::gen_row`]; the
+//! randomness in [`super::random`].
 
 use jiff::Timestamp;
-use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 
+use super::gen_row::{ConnId, GenRow, TimeStyle, civil_seconds, fake_ani, fake_customer};
 use super::incidents::{Incident, hangup_rate};
 use super::ivr::{self, MAIN, Next, POOL};
-use super::{DateFormat, SimRow, Traffic};
-
-/// SplitMix64: tiny, fast, good enough for fake traffic, and no extra crate.
-#[derive(Clone, Debug)]
-pub(crate) struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub(crate) fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub(crate) fn f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in [0, n); 0 when n is 0.
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
-    }
-
-    pub(crate) fn chance(&mut self, p: f64) -> bool {
-        self.f64() < p
-    }
-
-    /// Poisson-distributed count: Knuth for small means, a rounded normal otherwise
-    /// (exactness does not matter, only plausibility and determinism).
-    pub(crate) fn poisson(&mut self, mean: f64) -> u32 {
-        if mean.is_nan() || mean <= 0.0 {
-            return 0;
-        }
-        if mean < 30.0 {
-            let limit = (-mean).exp();
-            let mut product = self.f64();
-            let mut count = 0u32;
-            while product > limit && count < 1_000 {
-                product *= self.f64();
-                count += 1;
-            }
-            count
-        } else {
-            // Box-Muller; 1 - f64() is in (0, 1], so ln() is finite.
-            let u1 = 1.0 - self.f64();
-            let u2 = self.f64();
-            let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-            (mean + z * mean.sqrt()).round().max(0.0) as u32
-        }
-    }
-}
-
-/// Folds several numbers into one well-mixed seed.
-pub(crate) fn mix(parts: &[u64]) -> u64 {
-    let mut acc = 0x243F_6A88_85A3_08D3u64;
-    for &part in parts {
-        acc = SplitMix64::new(acc ^ part).next_u64();
-    }
-    acc
-}
+// Re-exported: `incidents` takes `mix` from here.
+use super::random::SplitMix64;
+pub(crate) use super::random::mix;
+use super::{DateFormat, Traffic};
 
 /// Stable number for a zone, so two tenants with the same seed in different zones
 /// still get different traffic.
 pub(crate) fn zone_key(zone: &TimeZone) -> u64 {
     let name = zone.iana_name().unwrap_or("");
     xxhash_rust::xxh3::xxh3_64(name.as_bytes())
-}
-
-/// How a row writes its `time` field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TimeStyle {
-    Seconds,
-    HourMinSec,
-    MinSec,
-}
-
-/// A call's `conn_id`, in the shape another Wolkvox report shows
-/// (`6736.4628.1040.1768782812.1814`): three numbers of the tenant and the line, the
-/// call's start as UTC epoch seconds, and a sequence number that keeps two calls of the
-/// same second apart.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct ConnId {
-    server: u16,
-    campaign: u16,
-    line: u16,
-    epoch: i64,
-    seq: u16,
-}
-
-impl std::fmt::Display for ConnId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}.{}.{}.{}.{}",
-            self.server, self.campaign, self.line, self.epoch, self.seq
-        )
-    }
-}
-
-/// One generated row, kept compact (static strings, numbers) so caching weeks of
-/// traffic stays cheap; [`GenRow::to_sim_row`] builds the strings when served.
-#[derive(Clone, Debug)]
-pub(crate) struct GenRow {
-    pub(crate) instant: Timestamp,
-    pub(crate) at: DateTime,
-    /// `at` as seconds on a civil time line ([`civil_seconds`]): cheap to compare and
-    /// sort when a query covers weeks of rows.
-    pub(crate) civil: i64,
-    /// Seconds since the epoch from which the row is served ([`GenRow::visible_from`]).
-    pub(crate) visible_secs: i64,
-    /// Order of the row inside its minute, for stable sorting.
-    pub(crate) index: u32,
-    pub(crate) rp: usize,
-    pub(crate) option: &'static str,
-    dn: &'static str,
-    pub(crate) result: &'static str,
-    pub(crate) secs: u32,
-    style: TimeStyle,
-    compact_date: bool,
-    ani: u64,
-    /// 0 means "no customer identified": an empty `customer_id`.
-    customer: u64,
-    /// The call the row is part of.
-    pub(crate) conn: ConnId,
-    /// False for a row written without its `conn_id` (it then belongs to no call).
-    pub(crate) conn_written: bool,
-}
-
-impl GenRow {
-    pub(crate) fn customer_matches(&self, wanted: &str) -> bool {
-        if self.customer == 0 {
-            wanted.is_empty()
-        } else {
-            wanted == self.customer.to_string()
-        }
-    }
-
-    /// When the report can list the row: once the interaction at that routing point
-    /// has ended, like a real call-detail table written at hang-up or transfer, and for
-    /// a few rows some minutes later still ([`MAX_LATENESS_SECS`]).
-    pub(crate) fn visible_from(&self) -> Timestamp {
-        Timestamp::from_second(self.visible_secs).unwrap_or(self.instant)
-    }
-
-    pub(crate) fn to_sim_row(&self) -> SimRow {
-        let rp = &POOL[self.rp];
-        let date = if self.compact_date {
-            format_compact(self.at)
-        } else {
-            format_dashed(self.at)
-        };
-        let time = match self.style {
-            TimeStyle::Seconds => self.secs.to_string(),
-            TimeStyle::HourMinSec => format!(
-                "{:02}:{:02}:{:02}",
-                self.secs / 3600,
-                self.secs / 60 % 60,
-                self.secs % 60
-            ),
-            TimeStyle::MinSec => format!("{:02}:{:02}", self.secs / 60, self.secs % 60),
-        };
-        SimRow {
-            rp_id: rp.id.to_string(),
-            rp_name: rp.name.to_string(),
-            cod_opc_menu: self.option.to_string(),
-            dn_transfer: self.dn.to_string(),
-            date,
-            result: self.result.to_string(),
-            ani: self.ani.to_string(),
-            time,
-            customer_id: if self.customer == 0 {
-                String::new()
-            } else {
-                self.customer.to_string()
-            },
-            conn_id: if self.conn_written {
-                self.conn.to_string()
-            } else {
-                String::new()
-            },
-            at: self.at,
-            visible_from: Some(self.visible_from()),
-        }
-    }
-}
-
-/// Seconds from 1970-01-01 00:00:00 on the civil (zone-less) time line; sub-seconds
-/// dropped. Days from the civil date by Howard Hinnant's algorithm.
-pub(crate) fn civil_seconds(at: DateTime) -> i64 {
-    let (month, day) = (i64::from(at.month()), i64::from(at.day()));
-    let year = i64::from(at.year()) - i64::from(month <= 2);
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    let days = era * 146_097 + day_of_era - 719_468;
-    days * 86_400
-        + i64::from(at.hour()) * 3600
-        + i64::from(at.minute()) * 60
-        + i64::from(at.second())
-}
-
-pub(crate) fn format_dashed(at: DateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        at.year(),
-        at.month(),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
-}
-
-pub(crate) fn format_compact(at: DateTime) -> String {
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}",
-        at.year(),
-        at.month(),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
-}
-
-/// Fake but plausible caller data, derived from a number so it is reproducible:
-/// a Colombian mobile or Bogotá landline, sometimes with the country code.
-pub(crate) fn fake_ani(h: u64) -> u64 {
-    let digits = (h >> 8) % 10_000_000;
-    let number = match h % 10 {
-        0..=6 => 3_000_000_000 + ((h >> 40) % 3) * 100_000_000 + (h >> 16) % 100_000_000,
-        7 | 8 => 6_010_000_000 + digits,
-        _ => 573_000_000_000 + (h >> 16) % 300_000_000,
-    };
-    number.max(1)
-}
-
-/// A cédula-like customer number, or 0 (unidentified caller) about a quarter of the time.
-pub(crate) fn fake_customer(h: u64) -> u64 {
-    match h % 8 {
-        0 | 1 => 0,
-        2..=4 => 10_000_000 + (h >> 8) % 90_000_000,
-        _ => 1_000_000_000 + (h >> 8) % 200_000_000,
-    }
 }
 
 /// Most rows one call produces.
@@ -464,23 +226,7 @@ fn time_style(rng: &mut SplitMix64) -> TimeStyle {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prng_is_deterministic_and_uniformish() {
-        let mut a = SplitMix64::new(7);
-        let mut b = SplitMix64::new(7);
-        let xs: Vec<u64> = (0..5).map(|_| a.next_u64()).collect();
-        let ys: Vec<u64> = (0..5).map(|_| b.next_u64()).collect();
-        assert_eq!(xs, ys);
-        let mut r = SplitMix64::new(1);
-        let mean = (0..10_000).map(|_| r.f64()).sum::<f64>() / 10_000.0;
-        assert!((mean - 0.5).abs() < 0.02, "{mean}");
-        let pmean = (0..5_000).map(|_| f64::from(r.poisson(4.0))).sum::<f64>() / 5_000.0;
-        assert!((pmean - 4.0).abs() < 0.2, "{pmean}");
-        let pbig = (0..5_000).map(|_| f64::from(r.poisson(100.0))).sum::<f64>() / 5_000.0;
-        assert!((pbig - 100.0).abs() < 1.0, "{pbig}");
-    }
-
+    use crate::simulator::SimRow;
     fn bogota() -> TimeZone {
         TimeZone::get("America/Bogota").unwrap_or(TimeZone::UTC)
     }
@@ -616,20 +362,5 @@ mod tests {
         let morning = count(1_764_082_800 / 60); // 10:00 local
         let night = count((1_764_082_800 - 7 * 3600) / 60); // 03:00 local
         assert!(night > 0 && night * 3 < morning, "{night} {morning}");
-    }
-
-    #[test]
-    fn civil_seconds_match_utc_epoch_seconds() {
-        for text in [
-            "1970-01-01T00:00:00",
-            "2026-02-28T23:59:59",
-            "2024-02-29T12:00:00",
-            "1969-12-31T23:59:59",
-            "2100-03-01T00:00:01",
-        ] {
-            let at: DateTime = text.parse().unwrap();
-            let utc = TimeZone::UTC.to_timestamp(at).unwrap().as_second();
-            assert_eq!(civil_seconds(at), utc, "{text}");
-        }
     }
 }
