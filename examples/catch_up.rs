@@ -143,9 +143,12 @@ async fn wait_done(
     pid: u32,
     rows: f64,
     stop_after_parts: Option<usize>,
-) -> Result<(String, u64, usize), String> {
+) -> Result<(String, u64, usize, Vec<u64>), String> {
     let started = Instant::now();
     let (mut peak, mut parts, mut last_mark) = (0u64, 0usize, -1.0);
+    // The high-water mark as each part is committed: flat when memory is bounded by a
+    // part, rising when something grows with the range.
+    let mut by_part = Vec::new();
     // Plain text and a few scrapes a second: the measurement should cost the exporter
     // little of the CPU it measures.
     let client = reqwest::Client::builder()
@@ -160,6 +163,9 @@ async fn wait_done(
                 parts += 1;
             }
             last_mark = mark;
+            if let Ok((_, _, hwm)) = sample(pid, 1.0) {
+                by_part.push(hwm);
+            }
         }
         if let Ok((_, _, hwm)) = sample(pid, 1.0) {
             peak = peak.max(hwm);
@@ -167,7 +173,7 @@ async fn wait_done(
         let done = metric_sum(&text, "wolkvox_ivr_rows_total") >= rows
             && metric_sum(&text, "wolkvox_up") == 1.0;
         if done || stop_after_parts.is_some_and(|k| parts >= k) {
-            return Ok((text, peak, parts));
+            return Ok((text, peak, parts, by_part));
         }
         if started.elapsed() > Duration::from_secs(600) {
             return Err("the catch-up took over 10 minutes".into());
@@ -210,7 +216,7 @@ async fn run() -> Result<(), String> {
     let started = Instant::now();
     let mut exp = start_exporter(&bin, &config, &quiet)?;
     let pid = exp.child.id();
-    let (text, peak, parts) = wait_done(&exp.addr, pid, n as f64, kill_after).await?;
+    let (text, peak, parts, by_part) = wait_done(&exp.addr, pid, n as f64, kill_after).await?;
     let (cpu, _, _) = sample(pid, ticks)?;
     let first_requests = report_requests(&sim);
     if let Some(k) = kill_after {
@@ -222,7 +228,7 @@ async fn run() -> Result<(), String> {
             first_requests.len()
         );
         let mut again = start_exporter(&bin, &config, &quiet)?;
-        let (text, peak2, parts2) =
+        let (text, peak2, parts2, _) =
             wait_done(&again.addr, again.child.id(), n as f64, None).await?;
         let all = report_requests(&sim);
         println!(
@@ -244,6 +250,8 @@ async fn run() -> Result<(), String> {
             mib(peak),
             elapsed.as_secs_f64()
         );
+        let marks: Vec<String> = by_part.iter().map(|b| format!("{:.0}", mib(*b))).collect();
+        println!("peak RSS (MiB) as each part committed: {}", marks.join(" "));
         println!(
             "plain serde_json decode of the same {} answers ({plain_rows} rows): {plain:.2} s; exporter CPU / plain decode = {:.2}",
             first_requests.iter().filter(|r| r.status == 200).count(),
