@@ -437,3 +437,31 @@ fn vendor_envelopes_read_as_rows() {
     assert_eq!(e.reason, Reason::Decode);
     assert!(e.detail.contains("code"), "{}", e.detail);
 }
+
+/// The decoder's two paths (valid UTF-8 read as text; invalid UTF-8 replaced first)
+/// keep what a row says and report a broken body the same way.
+#[test]
+fn decode_errors_read_the_same_on_both_paths() {
+    let row = |name: &[u8]| {
+        let mut b = br#"{"code":200,"data":[{"rp_id":"1","rp_name":""#.to_vec();
+        b.extend_from_slice(name);
+        b.extend_from_slice(br#"","date":"2026-04-01 10:00:00","result":"ok","conn_id":"c1"}]}"#);
+        b
+    };
+    // Valid and invalid UTF-8 in a label: both read, the second with U+FFFD.
+    assert_eq!(rows_of(&row("Menú".as_bytes())).unwrap().len(), 1);
+    assert_eq!(rows_of(&row(b"Men\xFA")).unwrap().len(), 1);
+    // Cut off, with and without invalid UTF-8 before the cut: the same error, at the
+    // same column of the text as read (U+FFFD takes 3 bytes where 0xFA took one).
+    let mut cut = row("Men\u{FFFD}".as_bytes());
+    cut.truncate(60);
+    let mut cut_invalid = row(b"Men\xFA");
+    cut_invalid.truncate(58);
+    let (a, b) = (rows_of(&cut).unwrap_err(), rows_of(&cut_invalid).unwrap_err());
+    assert_eq!((a.reason, b.reason), (Reason::Decode, Reason::Decode));
+    assert_eq!(a.detail, b.detail);
+    assert_eq!(
+        a.detail,
+        "invalid report answer: EOF while parsing a string at line 1 column 60"
+    );
+}
