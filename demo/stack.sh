@@ -16,8 +16,9 @@
 # The simulator starts with a hang-up incident at acme's main menu that began 30
 # minutes before: with the week of history as baseline,
 # WolkvoxIVRRoutingPointHangupRateAboveBaseline holds from Prometheus's first rule
-# evaluation and fires 10 minutes later (its `for:`), and resolves about an hour after
-# the start. See src/simulator/incidents.rs for the arithmetic.
+# evaluation, fires 10 minutes later (its `for:`) and resolves about an hour after the
+# start. docs/demo.md says what fires when; src/simulator/incidents.rs has the arithmetic,
+# tests/it/stack.rs and tests/it/start_incident.rs the measurements.
 set -euo pipefail
 
 PROM_PORT=${PROM_PORT:-9090}

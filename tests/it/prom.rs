@@ -1,5 +1,5 @@
 //! A real Prometheus and its tools for the tests that need them (`backfill`,
-//! `prometheus_e2e`): Debian's `prometheus` package ships both binaries; a missing one is
+//! `prometheus_e2e`, `stack`): Debian's `prometheus` package ships both binaries; a missing one is
 //! a failure that says how to install it, never a skip.
 
 use std::collections::BTreeMap;
@@ -33,9 +33,10 @@ pub fn assert_success(what: &str, out: &Output) {
     );
 }
 
-/// A real Prometheus on a free loopback port; killed on drop.
+/// A real Prometheus on a free loopback port, killed on drop; or one another process
+/// started ([`Prometheus::attach`]), left alone.
 pub struct Prometheus {
-    child: Child,
+    child: Option<Child>,
     url: String,
     log: PathBuf,
     http: reqwest::Client,
@@ -67,15 +68,8 @@ impl Prometheus {
                 .stderr(std::fs::File::create(&log).expect("prometheus log"))
                 .spawn()
                 .expect("start prometheus");
-            let mut p = Prometheus {
-                child,
-                url: format!("http://127.0.0.1:{port}"),
-                log,
-                http: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(60))
-                    .build()
-                    .expect("http client"),
-            };
+            let mut p = Prometheus::attach(format!("http://127.0.0.1:{port}"), log);
+            p.child = Some(child);
             let deadline = Instant::now() + Duration::from_secs(90);
             loop {
                 if let Ok(r) = p.http.get(format!("{}/-/ready", p.url)).send().await
@@ -83,7 +77,7 @@ impl Prometheus {
                 {
                     return p;
                 }
-                if let Ok(Some(status)) = p.child.try_wait() {
+                if let Some(Ok(Some(status))) = p.child.as_mut().map(Child::try_wait) {
                     let log = p.log();
                     if log.contains("address already in use") {
                         break;
@@ -97,6 +91,19 @@ impl Prometheus {
             }
         }
         panic!("prometheus: no free loopback port in 5 attempts");
+    }
+
+    /// The Prometheus at `url` (`http://HOST:PORT`), whose log is the file `log`.
+    pub fn attach(url: String, log: PathBuf) -> Prometheus {
+        Prometheus {
+            child: None,
+            url,
+            log,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("http client"),
+        }
     }
 
     pub fn log(&self) -> String {
@@ -157,7 +164,6 @@ impl Prometheus {
         }
     }
 
-    /// The single value of `q` at `time`, or None when it has none.
     /// An instant query at `at`.
     pub async fn query_at(&self, q: &str, at: Timestamp) -> Vec<(BTreeMap<String, String>, f64)> {
         self.query(q, Some(at.as_second())).await
@@ -170,6 +176,7 @@ impl Prometheus {
         r[0].1
     }
 
+    /// The single value of `q` at `time`, or None when it has none.
     pub async fn value(&self, q: &str, time: i64) -> Option<f64> {
         let r = self.query(q, Some(time)).await;
         assert!(r.len() <= 1, "{q}: more than one series: {r:?}");
@@ -179,7 +186,9 @@ impl Prometheus {
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -1,9 +1,9 @@
 //! End to end with a real Prometheus: the exporter in `--demo` mode scraped every second,
 //! the project's rule files loaded, a week of the demo's traffic backfilled, and every
 //! query of every dashboard run through Prometheus's HTTP API with the template variables
-//! filled in the way Grafana fills them. Then: every rule healthy, every recorded series
-//! present, `promtool check metrics` clean on the exporter's `/metrics`, and one of the
-//! demo's hang-up incidents visible where the simulator's schedule puts it.
+//! filled in the way Grafana fills them (`dashboards.rs`). Then: every rule healthy, every
+//! recorded series present, `promtool check metrics` clean on the exporter's `/metrics`,
+//! and one of the demo's hang-up incidents visible where the simulator's schedule puts it.
 //!
 //! History. The 7-day baselines (`offset 1d` .. `offset 7d`) and the "usual" series need a
 //! week of data, so the test gives Prometheus one instead of accepting empty panels: the
@@ -19,16 +19,16 @@
 //! Needs `prometheus` and `promtool` (Debian: `apt-get install prometheus`) and `python3`;
 //! fails, rather than skips, when one is missing. `PROMETHEUS` and `PROMTOOL` name others.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use serde_json::Value;
 use wolkvox_exporter::simulator::Traffic;
 
+use crate::dashboards::{self, Grafana, Totals, dashboards, run_dashboards};
 use crate::helpers::{BIN, Exporter, tempdir};
 use crate::prom::{Prometheus, assert_success, tool};
 
@@ -38,11 +38,14 @@ const SCRAPE_SECS: u64 = 1;
 /// keeps the blocks small; every `[1h]` and `[5m]` range the rules use still holds at
 /// least two samples.
 const STEP: i64 = 300;
-/// The dashboard time range the test plays: Grafana's "Last 1 hour".
-const RANGE_SECS: u64 = 3600;
-/// Grafana's `$__interval` without a panel minimum: the range divided by the data points
-/// (about the panel width, 1000 px here), 3.6 s, rounded by Grafana's table to 5 s.
-const AUTO_INTERVAL_SECS: u64 = 5;
+/// The dashboards as Grafana runs them here: "Last 1 hour"; `$__interval` without a
+/// panel minimum is the range over the data points (about the panel width, 1000 px
+/// here), 3.6 s, rounded by Grafana's table to 5 s.
+const GRAFANA: Grafana = Grafana {
+    scrape_secs: SCRAPE_SECS,
+    range_secs: 3600,
+    auto_interval_secs: 5,
+};
 /// Seeds of the demo's tenants, in the order of `demo::start`'s operations: `42 + i` in
 /// src/demo.rs. Only the incident schedule needs them; if they drift, the incident check
 /// fails (the schedule no longer matches the data), it does not pass silently.
@@ -106,368 +109,6 @@ struct Rule {
     last_error: String,
     /// `recording` or `alerting`.
     kind: String,
-}
-
-// ------------------------------------------------------------ dashboards, the Grafana way
-
-struct Var {
-    name: String,
-    kind: String,
-    query: String,
-    multi: bool,
-    include_all: bool,
-    all_value: Option<String>,
-    current: Option<String>,
-}
-
-struct Target {
-    ref_id: String,
-    expr: String,
-}
-
-struct Panel {
-    title: String,
-    /// The panel's "Min interval", e.g. `$window`.
-    interval: Option<String>,
-    targets: Vec<Target>,
-}
-
-struct Dashboard {
-    file: String,
-    vars: Vec<Var>,
-    panels: Vec<Panel>,
-}
-
-/// The dashboards' variables and queries, as dashboards/check.py finds them.
-fn dashboards() -> Vec<Dashboard> {
-    let script = root().join("dashboards").join("check.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg("--list-queries")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run python3 {}: {e} (install python3)",
-                script.display()
-            )
-        });
-    assert_success(
-        &format!("python3 {} --list-queries", script.display()),
-        &out,
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("check.py --list-queries: JSON");
-    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    v["dashboards"]
-        .as_array()
-        .expect("dashboards")
-        .iter()
-        .map(|d| Dashboard {
-            file: s(&d["file"]),
-            vars: d["variables"]
-                .as_array()
-                .expect("variables")
-                .iter()
-                .map(|v| Var {
-                    name: s(&v["name"]),
-                    kind: s(&v["type"]),
-                    query: s(&v["query"]),
-                    multi: v["multi"].as_bool().unwrap_or(false),
-                    include_all: v["includeAll"].as_bool().unwrap_or(false),
-                    all_value: v["allValue"].as_str().map(str::to_string),
-                    current: v["current"].as_str().map(str::to_string),
-                })
-                .collect(),
-            panels: d["panels"]
-                .as_array()
-                .expect("panels")
-                .iter()
-                .map(|p| Panel {
-                    title: s(&p["title"]),
-                    interval: p["interval"].as_str().map(str::to_string),
-                    targets: p["targets"]
-                        .as_array()
-                        .expect("targets")
-                        .iter()
-                        .map(|t| Target {
-                            ref_id: s(&t["refId"]),
-                            expr: s(&t["expr"]),
-                        })
-                        .collect(),
-                })
-                .collect(),
-        })
-        .collect()
-}
-
-/// Replaces `$name` and `${name}` (Grafana's forms; `[[name]]` is deprecated and unused)
-/// from `values`. An unknown variable is left as it is, so the query fails visibly.
-fn interpolate(expr: &str, values: &BTreeMap<String, String>) -> String {
-    let mut out = String::with_capacity(expr.len());
-    let mut rest = expr;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let (name, len) = if let Some(braced) = after.strip_prefix('{') {
-            match braced.find('}') {
-                Some(end) => (braced[..end].split(':').next().unwrap_or(""), end + 2),
-                None => ("", 0),
-            }
-        } else {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            (&after[..end], end)
-        };
-        match values.get(name) {
-            Some(v) if len > 0 => {
-                out.push_str(v);
-                rest = &after[len..];
-            }
-            _ => {
-                out.push('$');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Grafana's `prometheusSpecialRegexEscape`, for values of multi-value or "All" variables
-/// (doubled backslashes: the regex sits inside a PromQL string).
-fn regex_escape(v: &str) -> String {
-    let mut out = String::new();
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\\\\\"),
-            '$' | '^' | '*' | '{' | '}' | '[' | ']' | '\'' | '+' | '?' | '.' | '(' | ')' | '|' => {
-                out.push_str("\\\\");
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Grafana's `prometheusRegularEscape`, for single-value variables.
-fn plain_escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('\'', "\\\\'")
-}
-
-/// How the multi-value variables are set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Choice {
-    /// "All": the variable's allValue (`.*`).
-    All,
-    /// One value each: the busiest (see [`Run::options`]).
-    One,
-    /// The two busiest values, which Grafana renders as `(a|b)`.
-    Two,
-}
-
-fn duration_secs(s: &str) -> u64 {
-    humantime_secs(s).unwrap_or_else(|| panic!("not a duration: {s:?}"))
-}
-
-/// `5m`, `1h`, `30s`: the forms the dashboards' interval options use.
-fn humantime_secs(s: &str) -> Option<u64> {
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-    let n: u64 = n.parse().ok()?;
-    Some(match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => return None,
-    })
-}
-
-struct Run<'a> {
-    prom: &'a Prometheus,
-}
-
-impl Run<'_> {
-    /// A query variable's values, as Grafana asks for `label_values(selector, label)`:
-    /// the label's values among the selector's series over the dashboard range. Ordered
-    /// busiest first (the most increase over the last 15 minutes, then by name): a test
-    /// picking "one routing point" then gets one that has calls in a short window even
-    /// at night, where Grafana would show the first one alphabetically.
-    async fn options(&self, selector: &str, label: &str) -> Vec<String> {
-        let now = Timestamp::now().as_second();
-        let data = self
-            .prom
-            .api(
-                &format!("/api/v1/label/{label}/values"),
-                &[
-                    ("match[]", selector.to_string()),
-                    ("start", (now - RANGE_SECS as i64).to_string()),
-                    ("end", now.to_string()),
-                ],
-            )
-            .await;
-        let mut values: Vec<String> = data
-            .as_array()
-            .expect("label values")
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
-        let mut busy: BTreeMap<String, f64> = BTreeMap::new();
-        for (labels, v) in self
-            .prom
-            .query(
-                &format!("sum by ({label}) (increase({selector}[15m]))"),
-                None,
-            )
-            .await
-        {
-            if let Some(l) = labels.get(label) {
-                busy.insert(l.clone(), v);
-            }
-        }
-        values.sort_by(|a, b| {
-            let (x, y) = (busy.get(a).unwrap_or(&0.0), busy.get(b).unwrap_or(&0.0));
-            y.total_cmp(x).then(a.cmp(b))
-        });
-        values
-    }
-
-    /// Every variable of `d` resolved in order (later ones use earlier ones), as Grafana
-    /// renders each into a query; or None when `choice` would repeat [`Choice::One`].
-    async fn variables(
-        &self,
-        d: &Dashboard,
-        choice: Choice,
-        ran: &mut Vec<Ran>,
-    ) -> Option<BTreeMap<String, String>> {
-        let mut values = BTreeMap::new();
-        let mut differs = choice == Choice::One;
-        for v in &d.vars {
-            match v.kind.as_str() {
-                // Picks the data source; never part of an expression.
-                "datasource" => {}
-                "custom" | "interval" | "constant" | "textbox" => {
-                    let current = v.current.clone().unwrap_or_else(|| {
-                        v.query.split(',').next().unwrap_or("").trim().to_string()
-                    });
-                    values.insert(v.name.clone(), current);
-                }
-                "query" => {
-                    let inner = v
-                        .query
-                        .trim()
-                        .strip_prefix("label_values(")
-                        .and_then(|q| q.strip_suffix(')'))
-                        .unwrap_or_else(|| {
-                            panic!("{} ${}: not label_values(selector, label)", d.file, v.name)
-                        });
-                    let (selector, label) = inner.rsplit_once(',').unwrap_or_else(|| {
-                        panic!("{} ${}: label_values needs a selector", d.file, v.name)
-                    });
-                    let selector = interpolate(selector.trim(), &values);
-                    let options = self.options(&selector, label.trim()).await;
-                    ran.push(Ran {
-                        what: format!("{} variable ${} ({choice:?})", d.file, v.name),
-                        expr: format!("label_values({selector}, {})", label.trim()),
-                        series: options.len(),
-                        variable: true,
-                    });
-                    if options.is_empty() {
-                        // Not scraped yet, or a broken variable: the caller waits, then fails.
-                        return None;
-                    }
-                    let multi = v.multi || v.include_all;
-                    let rendered = match choice {
-                        Choice::All if v.include_all => {
-                            differs = true;
-                            v.all_value.clone().unwrap_or_else(|| {
-                                let all: Vec<String> =
-                                    options.iter().map(|o| regex_escape(o)).collect();
-                                format!("({})", all.join("|"))
-                            })
-                        }
-                        Choice::Two if v.multi && options.len() >= 2 => {
-                            differs = true;
-                            format!(
-                                "({}|{})",
-                                regex_escape(&options[0]),
-                                regex_escape(&options[1])
-                            )
-                        }
-                        _ if multi => regex_escape(&options[0]),
-                        _ => plain_escape(&options[0]),
-                    };
-                    values.insert(v.name.clone(), rendered);
-                }
-                other => panic!("{} ${}: variable type {other} not handled", d.file, v.name),
-            }
-        }
-        differs.then_some(values)
-    }
-}
-
-/// Grafana's built-ins for one panel: `$__interval` is the auto interval raised to the
-/// panel's "Min interval"; `$__rate_interval` is max(`$__interval` + scrape interval,
-/// 4 x scrape interval), with the data source's scrape interval set to Prometheus's.
-fn builtins(panel: &Panel, vars: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    let min = panel
-        .interval
-        .as_deref()
-        .map(|i| duration_secs(&interpolate(i, vars)))
-        .unwrap_or(0);
-    let interval = AUTO_INTERVAL_SECS.max(min).max(SCRAPE_SECS);
-    let rate = (interval + SCRAPE_SECS).max(4 * SCRAPE_SECS);
-    let mut b = vars.clone();
-    b.insert("__interval".into(), format!("{interval}s"));
-    b.insert("__interval_ms".into(), (interval * 1000).to_string());
-    b.insert("__rate_interval".into(), format!("{rate}s"));
-    b.insert("__range".into(), format!("{RANGE_SECS}s"));
-    b.insert("__range_s".into(), RANGE_SECS.to_string());
-    b.insert("__range_ms".into(), (RANGE_SECS * 1000).to_string());
-    b
-}
-
-/// One run of a dashboard query.
-struct Ran {
-    what: String,
-    expr: String,
-    series: usize,
-    /// A variable's `label_values` rather than a panel query.
-    variable: bool,
-}
-
-/// Runs every query of every dashboard once per variable choice; any API error panics.
-async fn run_dashboards(prom: &Prometheus, dashes: &[Dashboard]) -> Vec<Ran> {
-    let run = Run { prom };
-    let mut out = Vec::new();
-    for d in dashes {
-        for choice in [Choice::All, Choice::One, Choice::Two] {
-            let Some(vars) = run.variables(d, choice, &mut out).await else {
-                continue;
-            };
-            for p in &d.panels {
-                let values = builtins(p, &vars);
-                for t in &p.targets {
-                    let expr = interpolate(&t.expr, &values);
-                    assert!(
-                        !expr.contains('$'),
-                        "{} {:?} {}: a variable is left after interpolation: {expr}",
-                        d.file,
-                        p.title,
-                        t.ref_id
-                    );
-                    let series = prom.query(&expr, None).await.len();
-                    out.push(Ran {
-                        what: format!("{} / {} / {} ({choice:?})", d.file, p.title, t.ref_id),
-                        expr,
-                        series,
-                        variable: false,
-                    });
-                }
-            }
-        }
-    }
-    out
 }
 
 // ------------------------------------------------------------ the test
@@ -630,12 +271,8 @@ async fn prometheus_scrapes_the_demo_evaluates_the_rules_and_fills_every_dashboa
                 missing.push(format!("recorded series {name}: none"));
             }
         }
-        let ran = run_dashboards(&prom, &dashes).await;
-        missing.extend(
-            ran.iter()
-                .filter(|r| r.series == 0)
-                .map(|r| format!("{}: empty: {}", r.what, r.expr)),
-        );
+        let ran = run_dashboards(&prom, GRAFANA, &dashes).await;
+        missing.extend(dashboards::empty(&ran));
         if missing.is_empty() {
             break (ran, rule_list);
         }
@@ -684,21 +321,18 @@ async fn prometheus_scrapes_the_demo_evaluates_the_rules_and_fills_every_dashboa
 
     let incident = incident(&prom, &demo.operations, recent_from, end).await;
 
-    let panels: usize = dashes.iter().map(|d| d.panels.len()).sum();
-    let queries: usize = dashes
-        .iter()
-        .flat_map(|d| &d.panels)
-        .map(|p| p.targets.len())
-        .sum();
-    let variable_runs = ran.iter().filter(|r| r.variable).count();
+    let t = Totals::of(&dashes, &ran);
     eprintln!(
-        "prometheus e2e: {} dashboards, {panels} panels, {queries} queries; {} query runs \
-         (variables All / one value / two values) and {variable_runs} variable queries, all \
+        "prometheus e2e: {} dashboards, {} panels, {} queries; {} query runs \
+         (variables All / one value / two values) and {} variable queries, all \
          with data; {} rules ({} recording) healthy, every recorded series present; promtool \
          check metrics clean; history backfilled in {backfilled:?}, data complete after \
          {waited:?}, total {:?}\n{incident}",
-        dashes.len(),
-        ran.len() - variable_runs,
+        t.dashboards,
+        t.panels,
+        t.queries,
+        t.query_runs,
+        t.variable_runs,
         rule_list.len(),
         rule_list.iter().filter(|r| r.kind == "recording").count(),
         started.elapsed()
