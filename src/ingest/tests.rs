@@ -457,7 +457,10 @@ fn decode_errors_read_the_same_on_both_paths() {
     cut.truncate(60);
     let mut cut_invalid = row(b"Men\xFA");
     cut_invalid.truncate(58);
-    let (a, b) = (rows_of(&cut).unwrap_err(), rows_of(&cut_invalid).unwrap_err());
+    let (a, b) = (
+        rows_of(&cut).unwrap_err(),
+        rows_of(&cut_invalid).unwrap_err(),
+    );
     assert_eq!((a.reason, b.reason), (Reason::Decode, Reason::Decode));
     assert_eq!(a.detail, b.detail);
     assert_eq!(

@@ -16,7 +16,7 @@
 //!   points, that is 15% of the days, about +0.05 on average. Say `m >= 15`.
 //! - So the condition holds from `start + 15m` to `end + 45m`: 60 minutes for a
 //!   30-minute incident. The alert fires 10 minutes after it starts to hold
-//!   (`start + 25m`) and resolves about 45 minutes after the incident ends, when fewer
+//!   (`start + 25m`) and resolves 45 to 50 minutes after the incident ends, when fewer
 //!   than 15 of its minutes are left in the 1-hour window. A 10-minute incident (what
 //!   the simulator had before) reaches `m = 10` for a moment and never fires.
 //! - Volume: in the daytime each of those routing points gets a quarter of the calls,
@@ -40,7 +40,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::Traffic;
 use super::ivr::{self, POOL};
-use super::traffic::mix;
+use super::random::mix;
 
 /// A hang-up incident: one routing point loses most callers from `start` to `end`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -97,8 +97,9 @@ pub(crate) fn incident_in_hour(seed: u64, hour: i64) -> Option<Incident> {
 /// under the 0.5 ceiling of `WolkvoxIVRHangupRateHigh`. At `started` 30 of the last 60 minutes are in it: the
 /// routing point alert holds from the first evaluation and fires 10 minutes later; with
 /// so much of the operation's traffic at the main menu, so does usually the
-/// operation's in the daytime. Both resolve about 45 minutes after it ends, an hour
-/// after `started`.
+/// operation's in the daytime. They resolve 35 to 50 minutes after it ends:
+/// `tests/it/start_incident.rs` measures the operation's at `started + 50m` and the
+/// routing point's at `started + 64m`.
 pub fn start_incident(started: Timestamp) -> Incident {
     let start = started
         .checked_sub(SignedDuration::from_mins(30))

@@ -22,9 +22,7 @@ use jiff::tz::TimeZone;
 use super::gen_row::{ConnId, GenRow, TimeStyle, civil_seconds, fake_ani, fake_customer};
 use super::incidents::{Incident, hangup_rate};
 use super::ivr::{self, MAIN, Next, POOL};
-// Re-exported: `incidents` takes `mix` from here.
-use super::random::SplitMix64;
-pub(crate) use super::random::mix;
+use super::random::{SplitMix64, mix};
 use super::{DateFormat, Traffic};
 
 /// Stable number for a zone, so two tenants with the same seed in different zones
