@@ -149,21 +149,22 @@ impl Totals {
     /// Adds one new (not duplicate) row.
     pub fn apply(&mut self, r: &Reading<'_>, limits: &Limits, bounds: &[f64]) {
         self.rows += 1;
-        let mut probe: &dyn KeyPair = &(r.rp_id, r.rp_name);
-        if !self.routing_points.contains_key(probe) {
-            let key = if self.routing_points.len() < limits.routing_points {
-                (r.rp_id.to_string(), r.rp_name.to_string())
-            } else {
-                self.overflow[0] += 1;
-                probe = &(OTHER, OTHER);
-                (OTHER.to_string(), OTHER.to_string())
-            };
-            self.routing_points
-                .entry(key)
-                .or_insert_with(|| RoutingPoint::new(bounds.len()));
-        }
-        let Some(rp) = self.routing_points.get_mut(probe) else {
-            return; // just inserted: cannot happen
+        let probe: &dyn KeyPair = &(r.rp_id, r.rp_name);
+        // One lookup for a known routing point (nearly every row): the labels are
+        // hashed once.
+        let rp = match self.routing_points.get_mut(probe) {
+            Some(rp) => rp,
+            None => {
+                let key = if self.routing_points.len() < limits.routing_points {
+                    (r.rp_id.to_string(), r.rp_name.to_string())
+                } else {
+                    self.overflow[0] += 1;
+                    (OTHER.to_string(), OTHER.to_string())
+                };
+                self.routing_points
+                    .entry(key)
+                    .or_insert_with(|| RoutingPoint::new(bounds.len()))
+            }
         };
         let o = r.outcome.index();
         rp.interactions[o] += 1;
