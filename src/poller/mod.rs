@@ -226,16 +226,18 @@ impl Poller {
                 break;
             }
             let now = Timestamp::now();
+            let mut token_answered = false;
             if now >= self.next_token_info {
                 self.next_token_info = now + SignedDuration::from_hours(1);
-                self.refresh_token_info().await;
+                token_answered = self.refresh_token_info().await;
             }
             let Some(range) = window::cycle_range(now, self.watermark, self.origin, &self.op.poll)
             else {
                 // Restored up to date: nothing to ask until the next window, and nothing
                 // missing either. Ready now, not a whole interval later (a rollout
-                // would wait up to `poll.interval` for every pod).
-                self.mark_first_cycle_done();
+                // would wait up to `poll.interval` for every pod). Up too, when the
+                // API answered for the token: an empty cycle is a successful one.
+                self.mark_first_cycle_done(token_answered.then_some(now));
                 let at = window::next_ready_at(self.watermark, self.origin, &self.op.poll);
                 let wait = now.duration_until(at).try_into().unwrap_or(Duration::ZERO);
                 if sleep_or_shutdown(wait, &mut shutdown).await {
@@ -324,10 +326,17 @@ impl Poller {
         }
     }
 
-    fn mark_first_cycle_done(&self) {
-        match self.status.lock() {
-            Ok(mut g) => g.first_cycle_done = true,
-            Err(p) => p.into_inner().first_cycle_done = true,
+    /// The first cycle had nothing to ask; `succeeded_at`: and the API answered.
+    fn mark_first_cycle_done(&self, succeeded_at: Option<Timestamp>) {
+        let mut st = match self.status.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        st.first_cycle_done = true;
+        if let Some(at) = succeeded_at {
+            self.metrics.cycle(Some(at), Duration::ZERO);
+            st.last_success = Some(at);
+            st.up = Some(true);
         }
     }
 
@@ -392,7 +401,8 @@ impl Poller {
 
     /// The token's budget, for `wolkvox_api_token_limit` and the budget alert. One
     /// request an hour; a failure here is logged and never fails a cycle.
-    async fn refresh_token_info(&self) {
+    /// Whether the API answered with the token's budget.
+    async fn refresh_token_info(&self) -> bool {
         let attempt = self.client.token_info().await;
         self.count_request(&attempt);
         match attempt
@@ -411,8 +421,12 @@ impl Poller {
                     used_today: info.used_today,
                     at: Timestamp::now(),
                 });
+                true
             }
-            None => tracing::debug!(operation = %self.name(), "token_info gave no budget"),
+            None => {
+                tracing::debug!(operation = %self.name(), "token_info gave no budget");
+                false
+            }
         }
     }
 

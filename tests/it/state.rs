@@ -315,4 +315,8 @@ async fn restored_up_to_date_is_ready_before_the_next_window() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(ready, (200, "OK\n".to_string()), "{}", exp.log());
+    // And up: the API answered for the token, and nothing is missing.
+    let s = exp.scrape().await;
+    assert_eq!(s.sum("wolkvox_up", &[]), 1.0, "{}", exp.log());
+    assert!(s.sum("wolkvox_last_success_timestamp_seconds", &[]) > 0.0);
 }
