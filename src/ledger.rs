@@ -109,6 +109,17 @@ impl Clone for Ledger {
     }
 }
 
+/// Gives back most of a table that a commit emptied: a catch-up's part fills the
+/// ledger with its rows (and the calls with a call per row) and forgets nearly all of
+/// them at its commit, and the committed copy is cloned at the table's capacity.
+pub(crate) fn shrink_emptied<K: Eq + std::hash::Hash, V>(
+    table: &mut HashMap<K, V, IdHasherBuilder>,
+) {
+    if table.capacity() > 4 * table.len().max(256) {
+        table.shrink_to(table.len());
+    }
+}
+
 /// The ledger's changes during one cycle, not yet committed.
 #[derive(Debug)]
 pub struct Batch<'l> {
@@ -153,11 +164,7 @@ impl Ledger {
     pub fn forget_before(&mut self, floor: DateTime) -> usize {
         let before = self.seen.len();
         self.seen.retain(|_, s| s.keep_until >= floor);
-        // A catch-up's part fills the table with its rows and forgets most of them at
-        // its commit; the committed copy is cloned at this table's capacity.
-        if self.seen.capacity() > 4 * self.seen.len().max(256) {
-            self.seen.shrink_to(self.seen.len());
-        }
+        shrink_emptied(&mut self.seen);
         before - self.seen.len()
     }
 

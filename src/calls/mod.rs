@@ -21,7 +21,7 @@ use jiff::civil::DateTime;
 pub use key::{CallId, CallKey};
 pub use totals::{CallOutcome, CallTotals, STEP_BUCKETS};
 
-use crate::ledger::IdHasherBuilder;
+use crate::ledger::{IdHasherBuilder, shrink_emptied};
 use crate::totals::{Histogram, OTHER, RpKey, Totals};
 use crate::wolkvox::row::{Outcome, Reading};
 
@@ -112,6 +112,8 @@ struct Entries(HashMap<String, Vec<Arc<RpKey>>>);
 
 impl Entries {
     fn get(&mut self, rp_id: &str, rp_name: &str) -> Arc<RpKey> {
+        // One lookup when the routing point is known (a local borrow: a helper
+        // returning it would need two).
         let names = match self.0.get_mut(rp_id) {
             Some(names) => names,
             None => self.0.entry(rp_id.to_string()).or_default(),
@@ -329,19 +331,10 @@ impl Calls {
             closed += 1;
             false
         });
-        shrink(&mut self.open);
-        shrink(&mut self.closed);
+        shrink_emptied(&mut self.open);
+        shrink_emptied(&mut self.closed);
         self.entries.keep_only(self.open.values());
         closed
-    }
-}
-
-/// Gives back most of a table that emptied: a catch-up's part opens a call per row
-/// (60,000 at the row cap) and closes nearly all of them at its commit, and the
-/// committed copy is cloned at the working copy's capacity.
-fn shrink<V>(table: &mut IdMap<V>) {
-    if table.capacity() > 4 * table.len().max(256) {
-        table.shrink_to(table.len());
     }
 }
 
