@@ -69,7 +69,9 @@ pub fn rows_of(body: &[u8]) -> Result<Vec<RawRow<'_>>, ApiError> {
         return Ok(Vec::new());
     }
     let env = decode(body).map_err(decode_error)?;
-    check_code(env.code, env.msg.as_ref())?;
+    if !check_code(env.code, env.msg.as_ref())? {
+        return Ok(Vec::new()); // a 404 envelope has no rows, whatever its `data` says
+    }
     Ok(env.data.unwrap_or_default())
 }
 

@@ -468,3 +468,34 @@ fn decode_errors_read_the_same_on_both_paths() {
         "invalid report answer: EOF while parsing a string at line 1 column 60"
     );
 }
+
+/// Found by the fuzzer: an envelope with code 404 and rows in `data` has no rows, on the
+/// simple path (`rows_of`, which `backfill` uses) as in `ingest`.
+#[test]
+fn a_404_envelope_has_no_rows_whatever_its_data() {
+    let body = br#"{"code":404,"msg":"4 records were found","data":[{"rp_id":"1","rp_name":"A","date":"2026-04-01 10:00:00","result":"ok","conn_id":"c1"}]}"#;
+    assert!(rows_of(body).unwrap().is_empty());
+    let ledger = Ledger::new();
+    let mut batch = ledger.begin();
+    let mut t = Totals::default();
+    let got = ingest(
+        body,
+        &q(),
+        &bogota(),
+        &mut batch,
+        &mut t,
+        &mut calls(),
+        &Limits::default(),
+        &[5.0],
+    )
+    .unwrap();
+    assert_eq!(
+        got,
+        Ingested::Applied {
+            rows: 0,
+            new: 0,
+            capped: false
+        }
+    );
+    assert_eq!(t.rows, 0);
+}
