@@ -1,5 +1,7 @@
 //! Calls as the state file holds them: closed-call series, open calls and the ids of
-//! recently closed ones, every id as its keyed hash in hex (no `conn_id` on disk).
+//! recently closed ones, every id as its keyed hash in hex (no `conn_id` on disk). A
+//! commit writes this layout from the live tables ([`crate::state::view`]); these types
+//! read it back.
 
 use std::sync::Arc;
 
@@ -25,28 +27,6 @@ pub struct SavedEntry {
     pub rp_name: String,
     /// By [`super::CallOutcome::index`].
     pub calls: [u64; 4],
-}
-
-impl From<&CallTotals> for SavedCallTotals {
-    fn from(t: &CallTotals) -> Self {
-        let mut by_entry: Vec<_> = t
-            .by_entry
-            .iter()
-            .map(|((id, name), c)| SavedEntry {
-                rp_id: id.clone(),
-                rp_name: name.clone(),
-                calls: *c,
-            })
-            .collect();
-        by_entry.sort_by(|a, b| (&a.rp_id, &a.rp_name).cmp(&(&b.rp_id, &b.rp_name)));
-        SavedCallTotals {
-            by_entry,
-            steps: t.steps.clone(),
-            durations: t.durations.clone(),
-            late_rows: t.late_rows,
-            rows_without_call: t.rows_without_call,
-        }
-    }
 }
 
 impl From<SavedCallTotals> for CallTotals {
@@ -96,32 +76,6 @@ fn parse_id(s: &str) -> Result<CallId, BadCallId> {
         .ok()
         .filter(|_| s.len() == 32)
         .ok_or_else(|| BadCallId(s.to_string()))
-}
-
-impl From<&Calls> for SavedCalls {
-    fn from(c: &Calls) -> Self {
-        let mut open: Vec<_> = c
-            .open()
-            .map(|(id, o)| SavedOpenCall {
-                id: format!("{id:032x}"),
-                rp_id: o.entry.0.clone(),
-                rp_name: o.entry.1.clone(),
-                first: o.first,
-                last: o.last,
-                last_result: o.last_result,
-                served: o.served,
-                steps: o.steps,
-                duration: o.duration,
-            })
-            .collect();
-        open.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut closed: Vec<_> = c
-            .closed()
-            .map(|(id, d)| (format!("{id:032x}"), *d))
-            .collect();
-        closed.sort_unstable();
-        SavedCalls { open, closed }
-    }
 }
 
 impl SavedCalls {

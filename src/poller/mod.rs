@@ -11,14 +11,14 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
-use crate::calls::saved::{BadCallId, SavedCalls};
+use crate::calls::saved::BadCallId;
 use crate::calls::{CallKey, CallRules, Calls};
 use crate::config::{Limits, Operation};
 use crate::fetch::{self, Engine, FetchError, Fetched, Jitter, RetryPolicy, Sink, TakeError};
 use crate::ingest::{Ingested, ingest};
 use crate::ledger::Ledger;
 use crate::metrics::{Counters, OpMetrics, SharedTotals};
-use crate::state::{self, OpState, SavedTotals};
+use crate::state::{self, CallsView, LedgerView, OpState, StateView, TotalsView};
 use crate::status::{self, CycleRecord, LastError, SharedStatus, Status, Tally, TokenBudget};
 use crate::totals::Totals;
 use crate::window::{self, Query, Range};
@@ -102,6 +102,8 @@ pub struct Poller {
     jitter: Jitter,
     /// What the cycle under way has done so far, for `/`'s list of cycles.
     tally: Tally,
+    /// Where each save serialises the state: a busy operation's is megabytes.
+    save_buf: Vec<u8>,
 }
 
 impl Poller {
@@ -200,6 +202,7 @@ impl Poller {
             next_token_info: now,
             jitter: Jitter::new(seed),
             tally: Tally::default(),
+            save_buf: Vec::new(),
         })
     }
 
@@ -463,45 +466,56 @@ impl Poller {
         window::cycle_range(later, Some(w), self.origin, poll).map_or(w, |r| r.start)
     }
 
-    fn snapshot(
+    /// Saves the state as of `watermark` from the given tables: serialised here, where
+    /// they live, into `buf` (the poller's, reused by every save); written, synced and
+    /// renamed on the blocking pool. Returns when it was saved.
+    async fn save(
         &self,
+        buf: &mut Vec<u8>,
         watermark: Option<Timestamp>,
         totals: &Totals,
         ledger: &Ledger,
         calls: &Calls,
-    ) -> OpState {
+    ) -> std::io::Result<Timestamp> {
         let c = self.metrics.counters();
         let (requests_day, requests_today) = self.requests();
-        OpState {
+        let saved_at = Timestamp::now();
+        let view = StateView {
             version: state::VERSION,
-            operation: self.name().to_string(),
+            operation: self.name(),
             origin: self.origin,
             watermark,
-            saved_at: Timestamp::now(),
-            buckets: self.bounds.clone(),
-            totals: SavedTotals::from(totals),
-            ledger: state::ledger_entries(ledger),
+            saved_at,
+            buckets: &self.bounds,
+            totals: TotalsView(totals),
+            ledger: LedgerView(ledger),
             api_requests: c.api_requests,
             poll_errors: c.poll_errors,
             window_splits: c.window_splits,
             state_save_failures: c.state_save_failures,
             requests_day,
             requests_today,
-            calls: SavedCalls::from(calls),
-        }
+            calls: CallsView(calls),
+        };
+        state::encode(&view, buf)?;
+        drop(view);
+        let (path, bytes) = (self.state_path.clone(), std::mem::take(buf));
+        let (written, bytes) =
+            tokio::task::spawn_blocking(move || (state::write(&path, &bytes), bytes))
+                .await
+                .map_err(std::io::Error::other)?;
+        *buf = bytes;
+        written.map(|_| saved_at)
     }
 
-    async fn save(&self, snapshot: OpState) -> std::io::Result<u64> {
-        let path = self.state_path.clone();
-        tokio::task::spawn_blocking(move || state::save(&path, &snapshot))
-            .await
-            .map_err(std::io::Error::other)?
-    }
-
-    async fn save_current(&self) -> std::io::Result<u64> {
+    async fn save_current(&mut self) -> std::io::Result<Timestamp> {
         let totals = read_totals(&self.totals);
-        let snapshot = self.snapshot(self.watermark, &totals, &self.ledger, &self.calls);
-        self.save(snapshot).await
+        let mut buf = std::mem::take(&mut self.save_buf);
+        let saved = self
+            .save(&mut buf, self.watermark, &totals, &self.ledger, &self.calls)
+            .await;
+        self.save_buf = buf;
+        saved
     }
 
     fn backoff_base(&self) -> Duration {

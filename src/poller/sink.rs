@@ -86,16 +86,28 @@ impl Sink for CycleSink<'_> {
             &mut self.totals,
             &p.bounds,
         );
-        let snapshot = p.snapshot(Some(through), &self.totals, &self.ledger, &self.calls);
-        let saved_at = snapshot.saved_at;
-        if let Err(source) = p.save(snapshot).await {
-            p.metrics.state_save_failed();
-            tracing::error!(operation = %p.op.name, file = %p.state_path.display(), error = %source, "cannot save state; the part is not committed and will be asked again");
-            return Err(CycleError::State {
-                path: p.state_path.clone(),
-                source,
-            });
-        }
+        let mut buf = std::mem::take(&mut p.save_buf);
+        let saved = p
+            .save(
+                &mut buf,
+                Some(through),
+                &self.totals,
+                &self.ledger,
+                &self.calls,
+            )
+            .await;
+        p.save_buf = buf;
+        let saved_at = match saved {
+            Ok(at) => at,
+            Err(source) => {
+                p.metrics.state_save_failed();
+                tracing::error!(operation = %p.op.name, file = %p.state_path.display(), error = %source, "cannot save state; the part is not committed and will be asked again");
+                return Err(CycleError::State {
+                    path: p.state_path.clone(),
+                    source,
+                });
+            }
+        };
         let before = read_totals(&p.totals);
         let added = status::Counts {
             rows: self.totals.rows.saturating_sub(before.rows),

@@ -16,6 +16,9 @@ use crate::calls::saved::{SavedCallTotals, SavedCalls};
 use crate::ledger::{Ledger, RowId, Seen};
 use crate::totals::{RoutingPoint, Totals};
 
+pub mod view;
+pub use view::{CallsView, LedgerView, StateView, TotalsView};
+
 /// Bumped when the layout changes; older versions are migrated or refused in [`load`].
 pub const VERSION: u32 = 1;
 
@@ -67,30 +70,6 @@ pub struct SavedRoutingPoint {
     pub totals: RoutingPoint,
 }
 
-impl From<&Totals> for SavedTotals {
-    fn from(t: &Totals) -> Self {
-        let mut routing_points: Vec<_> = t
-            .routing_points
-            .iter()
-            .map(|((id, name), rp)| SavedRoutingPoint {
-                rp_id: id.clone(),
-                rp_name: name.clone(),
-                totals: rp.clone(),
-            })
-            .collect();
-        routing_points.sort_by(|a, b| (&a.rp_id, &a.rp_name).cmp(&(&b.rp_id, &b.rp_name)));
-        SavedTotals {
-            rows: t.rows,
-            invalid_time: t.invalid_time,
-            invalid_date: t.invalid_date,
-            duplicates: t.duplicates,
-            overflow: t.overflow,
-            routing_points,
-            calls: SavedCallTotals::from(&t.calls),
-        }
-    }
-}
-
 impl From<SavedTotals> for Totals {
     fn from(s: SavedTotals) -> Self {
         Totals {
@@ -107,15 +86,6 @@ impl From<SavedTotals> for Totals {
             calls: s.calls.into(),
         }
     }
-}
-
-pub fn ledger_entries(l: &Ledger) -> Vec<(String, u32, DateTime)> {
-    let mut v: Vec<_> = l
-        .iter()
-        .map(|(id, s)| (format!("{id:032x}"), s.count, s.keep_until))
-        .collect();
-    v.sort_unstable();
-    v
 }
 
 /// A saved state that cannot be used: one line naming the file, and what to do.
@@ -168,45 +138,32 @@ pub fn path(dir: &Path, operation: &str) -> PathBuf {
     dir.join(format!("{operation}.json"))
 }
 
-/// Writes `state` atomically to `path`.
-pub fn save(path: &Path, state: &OpState) -> std::io::Result<u64> {
+/// Serialises `state` into `buf` (emptied first): on the poller's own thread, so the
+/// live tables need no copy, and into a buffer the next commit reuses.
+pub fn encode(state: &impl Serialize, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    buf.clear();
+    serde_json::to_writer(&mut *buf, state).map_err(std::io::Error::other)
+}
+
+/// Writes an [`encode`]d state atomically to `path`; returns the bytes written.
+pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<u64> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let tmp = path.with_extension("json.tmp");
-    // Straight to the file: a busy operation's state is megabytes, and a buffer of it
-    // would be one more copy at every commit.
-    let mut out = Counting {
-        inner: std::io::BufWriter::with_capacity(64 * 1024, File::create(&tmp)?),
-        written: 0,
-    };
-    serde_json::to_writer(&mut out, state).map_err(std::io::Error::other)?;
-    let written = out.written;
-    out.inner
-        .into_inner()
-        .map_err(std::io::IntoInnerError::into_error)?
-        .sync_all()?;
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
     fs::rename(&tmp, path)?;
     // The rename is durable only once the directory entry is.
     File::open(dir)?.sync_all()?;
-    Ok(written)
+    Ok(bytes.len() as u64)
 }
 
-/// A writer that counts what passes through it (the saved size, for `/metrics`).
-struct Counting<W> {
-    inner: W,
-    written: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
+/// [`encode`] and [`write`] in one (tests, benchmarks).
+pub fn save(path: &Path, state: &impl Serialize) -> std::io::Result<u64> {
+    let mut buf = Vec::new();
+    encode(state, &mut buf)?;
+    write(path, &buf)
 }
 
 /// Reads a saved state. `Ok(None)` when there is none yet.
@@ -253,56 +210,174 @@ pub fn move_aside(path: &Path, now: Timestamp) -> std::io::Result<Option<PathBuf
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::config::Limits;
-    use crate::wolkvox::row::{Field, RawRow};
+    use std::sync::Arc;
 
-    fn sample() -> OpState {
+    use super::*;
+    use crate::calls::{CallKey, CallRules, Calls, OpenCall};
+    use crate::config::Limits;
+    use crate::wolkvox::row::{Field, Outcome, RawRow};
+
+    fn day(h: i8, m: i8) -> DateTime {
+        jiff::civil::date(2026, 1, 1).at(h, m, 0, 0)
+    }
+
+    /// Live tables with more than one of everything, so that order shows.
+    fn live() -> (Totals, Ledger, Calls) {
         let mut t = Totals::default();
-        let row = RawRow {
-            rp_id: Field("1".into()),
-            cod_opc_menu: Field("PULSE".into()),
-            time: Field("3".into()),
-            result: Field("ok".into()),
-            ..Default::default()
-        };
-        t.apply(&row.read(), &Limits::default(), &[5.0]);
+        for (rp, name, opt, dn, result) in [
+            ("2", "Menú", "PULSE", "", "ok"),
+            ("1", "Ventas", "3", "3001", "hung up"),
+            ("1", "Ventas", "4", "", "otro"),
+            ("1", "Soporte \"24h\"", "", "", "ok"),
+        ] {
+            let row = RawRow {
+                rp_id: Field(rp.into()),
+                rp_name: Field(name.into()),
+                cod_opc_menu: Field(opt.into()),
+                dn_transfer: Field(dn.into()),
+                time: Field("3".into()),
+                result: Field(result.into()),
+                ..Default::default()
+            };
+            t.apply(&row.read(), &Limits::default(), &[5.0]);
+        }
+        t.calls
+            .by_entry
+            .insert(("2".into(), "Menú".into()), [1, 0, 2, 0]);
+        t.calls
+            .by_entry
+            .insert(("1".into(), "Ventas".into()), [0, 3, 0, 1]);
+        t.calls.late_rows = 4;
         let mut l = Ledger::new();
         let mut b = l.begin();
-        b.observe(&[(u128::MAX - 5, jiff::civil::date(2026, 1, 1).at(0, 0, 0, 0))]);
+        b.observe(&[
+            (u128::MAX - 5, day(0, 0)),
+            (7, day(0, 1)),
+            (1 << 100, day(0, 2)),
+            (7, day(0, 1)),
+        ]);
         let c = b.into_changes();
         l.commit(c);
-        OpState {
+        let open = |rp: &str, steps| OpenCall {
+            entry: Arc::new((rp.to_string(), "Menú".to_string())),
+            first: day(0, 0),
+            last: day(0, 5),
+            last_result: Outcome::HungUp,
+            served: steps > 1,
+            steps,
+            duration: 12.5,
+        };
+        let calls = Calls::restore(
+            rules(),
+            [
+                (u128::MAX, open("2", 1)),
+                (3, open("1", 2)),
+                (1 << 90, open("2", 3)),
+            ],
+            [(9, day(0, 3)), (2, day(0, 4))],
+        );
+        (t, l, calls)
+    }
+
+    fn rules() -> Arc<CallRules> {
+        Arc::new(CallRules {
+            key: CallKey::from_u128(0x5eed),
+            self_service: Default::default(),
+        })
+    }
+
+    fn view<'a>(t: &'a Totals, l: &'a Ledger, c: &'a Calls) -> StateView<'a> {
+        StateView {
             version: VERSION,
-            operation: "acme".into(),
+            operation: "acme",
             origin: "2026-01-01T00:00:00Z".parse().unwrap(),
             watermark: Some("2026-01-01T01:00:00Z".parse().unwrap()),
             saved_at: "2026-01-01T01:02:00Z".parse().unwrap(),
-            buckets: vec![5.0],
-            totals: SavedTotals::from(&t),
-            ledger: ledger_entries(&l),
+            buckets: &[5.0],
+            totals: TotalsView(t),
+            ledger: LedgerView(l),
             api_requests: BTreeMap::from([("200".into(), 3)]),
-            poll_errors: BTreeMap::new(),
-            window_splits: 0,
-            state_save_failures: 0,
-            requests_day: None,
-            requests_today: 0,
-            calls: Default::default(),
+            poll_errors: BTreeMap::from([("decode".into(), 1)]),
+            window_splits: 2,
+            state_save_failures: 1,
+            requests_day: Some(jiff::civil::date(2026, 1, 1)),
+            requests_today: 3,
+            calls: CallsView(c),
         }
     }
 
+    fn sample() -> OpState {
+        let (t, l, c) = live();
+        let bytes = serde_json::to_vec(&view(&t, &l, &c)).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
     #[test]
-    fn round_trips() {
+    fn what_a_commit_writes_reads_back_as_the_same_tables() {
         let dir = tempfile::tempdir().unwrap();
         let p = path(dir.path(), "acme");
-        let s = sample();
-        save(&p, &s).unwrap();
-        let back = load(&p).unwrap().unwrap();
-        assert_eq!(back, s);
-        let ledger = ledger_from_entries(&back.ledger).unwrap();
-        assert_eq!(ledger.len(), 1);
-        assert_eq!(Totals::from(back.totals.clone()).rows, 1);
+        let (t, l, c) = live();
+        let written = save(&p, &view(&t, &l, &c)).unwrap();
+        assert_eq!(written, fs::metadata(&p).unwrap().len());
         assert!(!dir.path().join("acme.json.tmp").exists());
+        let back = load(&p).unwrap().unwrap();
+        assert_eq!(back, sample());
+        assert_eq!(
+            (
+                back.version,
+                back.operation.as_str(),
+                back.buckets.as_slice()
+            ),
+            (VERSION, "acme", &[5.0][..])
+        );
+        assert_eq!(
+            (back.watermark, back.requests_day, back.requests_today),
+            (
+                Some("2026-01-01T01:00:00Z".parse().unwrap()),
+                Some(jiff::civil::date(2026, 1, 1)),
+                3
+            )
+        );
+        assert_eq!((back.window_splits, back.state_save_failures), (2, 1));
+        assert_eq!(back.api_requests, BTreeMap::from([("200".into(), 3)]));
+        assert_eq!(back.poll_errors, BTreeMap::from([("decode".into(), 1)]));
+        // Sorted by identity, as the hex digits sort: the same tables give the same file.
+        assert_eq!(
+            back.ledger,
+            vec![
+                (format!("{:032x}", 7), 2, day(0, 1)),
+                (format!("{:032x}", 1u128 << 100), 1, day(0, 2)),
+                (format!("{:032x}", u128::MAX - 5), 1, day(0, 0)),
+            ]
+        );
+        let open: Vec<_> = back.calls.open.iter().map(|o| o.id.clone()).collect();
+        assert_eq!(
+            open,
+            [3, 1 << 90, u128::MAX].map(|i: u128| format!("{i:032x}"))
+        );
+        let closed: Vec<_> = back.calls.closed.iter().map(|(id, _)| id.clone()).collect();
+        assert_eq!(closed, [2u128, 9].map(|i| format!("{i:032x}")));
+        let rps: Vec<_> = back
+            .totals
+            .routing_points
+            .iter()
+            .map(|r| (r.rp_id.as_str(), r.rp_name.as_str()))
+            .collect();
+        assert_eq!(
+            rps,
+            [("1", "Soporte \"24h\""), ("1", "Ventas"), ("2", "Menú")]
+        );
+        let entries: Vec<_> = back
+            .totals
+            .calls
+            .by_entry
+            .iter()
+            .map(|e| (e.rp_id.as_str(), e.calls))
+            .collect();
+        assert_eq!(entries, [("1", [0, 3, 0, 1]), ("2", [1, 0, 2, 0])]);
+        assert_eq!(ledger_from_entries(&back.ledger).unwrap(), l);
+        assert_eq!(back.calls.clone().restore(rules()).unwrap(), c);
+        assert_eq!(Totals::from(back.totals), t);
     }
 
     #[test]
