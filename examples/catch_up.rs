@@ -242,6 +242,9 @@ async fn run() -> Result<(), String> {
     } else {
         let elapsed = started.elapsed();
         let (plain, plain_rows) = plain_decode(&sim_url, &first_requests).await?;
+        let state_bytes = std::fs::metadata(dir.join("state").join("acme.json"))
+            .map(|m| m.len())
+            .unwrap_or(0);
         println!(
             "{n} rows: {} report requests, {parts} parts seen, rows counted {}, identities remembered {}, peak RSS {:.1} MiB, exporter CPU {cpu:.2} s, {:.1} s wall",
             first_requests.len(),
@@ -251,7 +254,11 @@ async fn run() -> Result<(), String> {
             elapsed.as_secs_f64()
         );
         let marks: Vec<String> = by_part.iter().map(|b| format!("{:.0}", mib(*b))).collect();
-        println!("peak RSS (MiB) as each part committed: {}", marks.join(" "));
+        println!(
+            "peak RSS (MiB) as each part committed: {}; state file {:.1} MiB",
+            marks.join(" "),
+            mib(state_bytes)
+        );
         println!(
             "plain serde_json decode of the same {} answers ({plain_rows} rows): {plain:.2} s; exporter CPU / plain decode = {:.2}",
             first_requests.iter().filter(|r| r.status == 200).count(),
