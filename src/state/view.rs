@@ -63,8 +63,7 @@ struct RoutingPointView<'a> {
 impl Serialize for TotalsView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let t = self.0;
-        let mut rps: Vec<_> = t.routing_points.iter().collect();
-        rps.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let rps = by_key(t.routing_points.iter());
         let mut st = s.serialize_struct("SavedTotals", 7)?;
         st.serialize_field("rows", &t.rows)?;
         st.serialize_field("invalid_time", &t.invalid_time)?;
@@ -97,8 +96,7 @@ struct EntryView<'a> {
 impl Serialize for CallTotalsView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let t = self.0;
-        let mut entries: Vec<_> = t.by_entry.iter().collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let entries = by_key(t.by_entry.iter());
         let mut st = s.serialize_struct("SavedCallTotals", 5)?;
         st.serialize_field(
             "by_entry",
@@ -121,8 +119,7 @@ pub struct LedgerView<'a>(pub &'a Ledger);
 
 impl Serialize for LedgerView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seen: Vec<_> = self.0.iter().collect();
-        seen.sort_unstable_by_key(|(id, _)| **id);
+        let seen = by_key(self.0.iter());
         Seq(seen
             .iter()
             .map(|(id, Seen { count, keep_until })| (Hex(**id), count, keep_until)))
@@ -148,10 +145,8 @@ struct OpenCallView<'a> {
 
 impl Serialize for CallsView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut open: Vec<_> = self.0.open().collect();
-        open.sort_unstable_by_key(|(id, _)| **id);
-        let mut closed: Vec<_> = self.0.closed().collect();
-        closed.sort_unstable_by_key(|(id, _)| **id);
+        let open = by_key(self.0.open());
+        let closed = by_key(self.0.closed());
         let mut st = s.serialize_struct("SavedCalls", 2)?;
         st.serialize_field(
             "open",
@@ -173,6 +168,14 @@ impl Serialize for CallsView<'_> {
         )?;
         st.end()
     }
+}
+
+/// A map's entries in key order: the same tables always give the same file (keys are
+/// unique, so an unstable sort is enough).
+fn by_key<'a, K: Ord, V>(entries: impl Iterator<Item = (&'a K, &'a V)>) -> Vec<(&'a K, &'a V)> {
+    let mut v: Vec<_> = entries.collect();
+    v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    v
 }
 
 /// A JSON array of what an iterator yields, written as it is walked.
