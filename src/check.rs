@@ -42,8 +42,9 @@ struct Rows<'a>(&'a mut zone::Sample);
 
 impl Sink for Rows<'_> {
     type Error = std::convert::Infallible;
+    type Body = Vec<u8>;
 
-    fn take(&mut self, body: &[u8], _q: &Query) -> Result<Ingested, TakeError<Self::Error>> {
+    fn take(&mut self, body: &mut Vec<u8>, _q: &Query) -> Result<Ingested, TakeError<Self::Error>> {
         let rows = rows_of(body).map_err(TakeError::Api)?;
         for r in &rows {
             self.0.add(r.date.as_str(), r.conn_id.as_str());

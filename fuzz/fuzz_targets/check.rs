@@ -7,10 +7,14 @@
 use jiff::tz::TimeZone;
 use wolkvox_exporter::calls::{CallKey, Calls};
 use wolkvox_exporter::config::Limits;
-use wolkvox_exporter::ingest::{Ingested, apply_rows, ingest, rows_of};
+use wolkvox_exporter::ingest::{
+    Answer, Decoder, Ingested, apply_rows, ingest, ingest_answer, rows_of,
+};
 use wolkvox_exporter::ledger::Ledger;
 use wolkvox_exporter::totals::{OTHER, Totals};
 use wolkvox_exporter::window::{self, Range};
+use wolkvox_exporter::wolkvox::ApiError;
+use wolkvox_exporter::wolkvox::client::Receive;
 use wolkvox_exporter::wolkvox::row::{MAX_LABEL_LEN, decode};
 
 /// Small limits, so that fuzzed inputs reach the folding into `_other` quickly.
@@ -80,10 +84,22 @@ pub fn body(data: &[u8]) {
     assert_eq!(interactions, rows.len() as u64, "each row counted once");
 }
 
+/// The answer decoded as the network hands it: a few bytes at a time (1 to 7, by the
+/// body's length), so that rows, characters and tokens are cut everywhere.
+fn in_pieces(data: &[u8]) -> Result<Answer, ApiError> {
+    let mut d = Decoder::default();
+    d.start();
+    for piece in data.chunks(1 + data.len() % 7) {
+        d.extend(piece)?;
+    }
+    d.finish()
+}
+
 /// The poll cycle's fast path (`ingest`: one pass from bytes to counts) against the
 /// simple one (`rows_of`, then `apply_rows`), for the same body given twice (so the
 /// second answer's rows are all copies): both refuse it for the same reason, or both
-/// count the same totals and leave the same ledger.
+/// count the same totals and leave the same ledger. The fast path fed in pieces gives
+/// exactly what it gives fed whole, errors included.
 pub fn agrees(data: &[u8]) {
     let Ok(tz) = TimeZone::get("America/Santiago") else {
         panic!("zone data missing");
@@ -100,7 +116,23 @@ pub fn agrees(data: &[u8]) {
     let (mut fast, mut simple) = (Totals::default(), Totals::default());
     let key = CallKey::from_u128(1);
     let (mut fast_calls, mut simple_calls) = (Calls::with_key(key), Calls::with_key(key));
+    let piece_ledger = Ledger::new();
+    let mut piece_batch = piece_ledger.begin();
+    let mut pieces = Totals::default();
+    let mut piece_calls = Calls::with_key(key);
     for _ in 0..2 {
+        let by_piece = in_pieces(data).map(|answer| {
+            ingest_answer(
+                &answer,
+                &q,
+                &tz,
+                &mut piece_batch,
+                &mut pieces,
+                &mut piece_calls,
+                &LIMITS,
+                &bounds,
+            )
+        });
         let got = ingest(
             data,
             &q,
@@ -111,6 +143,15 @@ pub fn agrees(data: &[u8]) {
             &LIMITS,
             &bounds,
         );
+        match (&got, &by_piece) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "whole vs in pieces"),
+            (Err(a), Err(b)) => assert_eq!(
+                (a.reason, &a.detail),
+                (b.reason, &b.detail),
+                "whole vs in pieces"
+            ),
+            (a, b) => panic!("whole gave {a:?}, in pieces {b:?}"),
+        }
         let want = rows_of(data).map(|rows| {
             apply_rows(
                 &rows,
@@ -133,9 +174,14 @@ pub fn agrees(data: &[u8]) {
         }
     }
     assert_eq!(fast, simple);
+    assert_eq!(fast, pieces);
     assert_eq!(fast_calls, simple_calls);
+    assert_eq!(fast_calls, piece_calls);
     let (mut a, mut b) = (fast_ledger.clone(), simple_ledger.clone());
+    let mut c = piece_ledger.clone();
     a.commit(fast_batch.into_changes());
     b.commit(simple_batch.into_changes());
+    c.commit(piece_batch.into_changes());
     assert_eq!(a, b);
+    assert_eq!(a, c);
 }

@@ -259,8 +259,9 @@ impl<'r, 'a, W: Write> BackfillSink<'r, 'a, W> {
 
 impl<W: Write> Sink for BackfillSink<'_, '_, W> {
     type Error = io::Error;
+    type Body = Vec<u8>;
 
-    fn take(&mut self, body: &[u8], q: &Query) -> Result<Ingested, TakeError<io::Error>> {
+    fn take(&mut self, body: &mut Vec<u8>, q: &Query) -> Result<Ingested, TakeError<io::Error>> {
         self.run.take(body, q, self.out, self.summary)
     }
 
@@ -268,7 +269,7 @@ impl<W: Write> Sink for BackfillSink<'_, '_, W> {
         self.run.commit(through, self.out)
     }
 
-    fn requested(&mut self, _attempt: &Attempt) {
+    fn requested(&mut self, _attempt: &Attempt<()>) {
         self.summary.requests += 1;
     }
 

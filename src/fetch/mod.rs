@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::ingest::Ingested;
 use crate::window::{self, Query, Range};
-use crate::wolkvox::client::{Attempt, Client};
+use crate::wolkvox::client::{Attempt, Client, Receive};
 use crate::wolkvox::{ApiError, Reason};
 
 /// How patient a caller is with one request.
@@ -111,17 +111,25 @@ pub enum FetchError<E> {
 /// What the engine hands its answers to.
 pub trait Sink {
     type Error;
+    /// What an answer's body is read into as it arrives: the whole text, or a decoder
+    /// that keeps only the rows. One serves every answer of a fetch.
+    type Body: Receive + Default;
 
-    /// Decodes the answer `body` to `q` and takes its complete rows. An empty body is a
-    /// 404: no rows. Nothing may change when this returns an error.
-    fn take(&mut self, body: &[u8], q: &Query) -> Result<Ingested, TakeError<Self::Error>>;
+    /// Takes the complete rows of the answer to `q` that `body` received. A body that
+    /// received nothing is a 404: no rows. Nothing may change when this returns an
+    /// error.
+    fn take(
+        &mut self,
+        body: &mut Self::Body,
+        q: &Query,
+    ) -> Result<Ingested, TakeError<Self::Error>>;
 
     /// Every row dated before `through` is taken, and every part before it: make that
     /// count (add to the metrics, move the watermark, save). Called in date order.
     fn commit(&mut self, through: Timestamp) -> impl Future<Output = Result<(), Self::Error>>;
 
     /// Every request sent, for the request counters.
-    fn requested(&mut self, _attempt: &Attempt) {}
+    fn requested(&mut self, _attempt: &Attempt<()>) {}
 
     /// Every failed request or unreadable answer; `retry_in` is `None` when it is not
     /// asked again.
@@ -191,15 +199,16 @@ impl<'a> Engine<'a> {
         range: Range,
         sink: &mut S,
     ) -> Result<Fetched, FetchError<S::Error>> {
-        let result = self.parts(range, sink).await;
-        self.client.release_spare();
-        result
+        // One body for every answer: a catch-up reads one large answer after another.
+        let mut body = S::Body::default();
+        self.parts(range, sink, &mut body).await
     }
 
     async fn parts<S: Sink>(
         &mut self,
         range: Range,
         sink: &mut S,
+        body: &mut S::Body,
     ) -> Result<Fetched, FetchError<S::Error>> {
         let mut done = Fetched::default();
         // Each query tagged with its 31-day part: only pieces of one part are joined.
@@ -222,7 +231,7 @@ impl<'a> Engine<'a> {
                 first.date_ini = first.date_ini.max(q.date_ini);
                 q = first;
             }
-            let taken = self.answer(&q, sink, &mut done).await?;
+            let taken = self.answer(&q, sink, body, &mut done).await?;
             let through = match &taken {
                 Ingested::Split(..) => None,
                 Ingested::Continue { rest, .. } => Some(rest.range.start),
@@ -275,6 +284,7 @@ impl<'a> Engine<'a> {
         &mut self,
         q: &Query,
         sink: &mut S,
+        body: &mut S::Body,
         done: &mut Fetched,
     ) -> Result<Ingested, FetchError<S::Error>> {
         let mut failures = 0u32;
@@ -284,23 +294,19 @@ impl<'a> Engine<'a> {
             }
             let attempt = match self.shutdown.clone() {
                 Some(mut stop) => tokio::select! {
-                    a = self.client.fetch(q) => a,
+                    a = self.client.fetch_into(q, body) => a,
                     _ = wait_for_stop(&mut stop) => return Err(FetchError::Shutdown),
                 },
-                None => self.client.fetch(q).await,
+                None => self.client.fetch_into(q, body).await,
             };
             done.requests += 1;
             sink.requested(&attempt);
             let error = match attempt.result {
-                Ok(body) => {
-                    let taken = sink.take(&body, q);
-                    self.client.recycle(body);
-                    match taken {
-                        Ok(taken) => return Ok(taken),
-                        Err(TakeError::Sink(e)) => return Err(FetchError::Sink(e)),
-                        Err(TakeError::Api(e)) => e,
-                    }
-                }
+                Ok(()) => match sink.take(body, q) {
+                    Ok(taken) => return Ok(taken),
+                    Err(TakeError::Sink(e)) => return Err(FetchError::Sink(e)),
+                    Err(TakeError::Api(e)) => e,
+                },
                 Err(e) => e,
             };
             failures += 1;

@@ -29,8 +29,9 @@ struct Recorder {
 
 impl Sink for Recorder {
     type Error = String;
+    type Body = Vec<u8>;
 
-    fn take(&mut self, body: &[u8], q: &Query) -> Result<Ingested, TakeError<String>> {
+    fn take(&mut self, body: &mut Vec<u8>, q: &Query) -> Result<Ingested, TakeError<String>> {
         let rows = rows_of(body).map_err(TakeError::Api)?;
         self.events.push(("take", q.date_ini_string()));
         self.rows += rows.len();

@@ -1,5 +1,6 @@
-//! The lean decoder behind [`super::ingest`]: an answer read straight into [`Item`]s,
-//! with each row's label values stored once in a table ([`Interner`]).
+//! An answer as [`super::ingest`] keeps it: each row read straight into an [`Item`],
+//! with its label values stored once in a table ([`Interner`]). The rows come from
+//! [`super::Decoder`], as the body arrives.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -9,14 +10,13 @@ use jiff::civil::DateTime;
 use serde::Deserialize;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 
-use super::{check_code, decode_error, keep_until};
+use super::keep_until;
 use crate::calls::Calls;
 use crate::config::Limits;
 use crate::ledger::{Batch, IdHasherBuilder, RowId};
 use crate::totals::Totals;
 use crate::window::Query;
-use crate::wolkvox::ApiError;
-use crate::wolkvox::row::{Field, MAX_LABEL_LEN, Outcome, RawRow, Reading, without_bom};
+use crate::wolkvox::row::{Field, MAX_LABEL_LEN, Outcome, RawRow, Reading};
 
 /// One row of an answer, as [`super::ingest`] keeps it until it is applied.
 #[derive(Debug)]
@@ -41,50 +41,40 @@ struct Labels {
     transfer: Option<String>,
 }
 
-/// A decoded answer: the envelope's code and message, and its rows as [`Item`]s.
+/// A decoded answer's rows, as [`Item`]s.
 #[derive(Debug, Default)]
-pub(super) struct Answer {
+pub struct Answer {
     pub(super) items: Vec<Item>,
     labels: Vec<Labels>,
+    interner: Interner,
 }
 
 /// The envelope, exactly as [`crate::wolkvox::row::Envelope`] reads it, with the rows
 /// read as they are decoded.
 #[derive(Deserialize)]
-struct LeanEnvelope<'a> {
+pub(super) struct LeanEnvelope<'a> {
     #[serde(default, deserialize_with = "crate::wolkvox::row::code")]
-    code: Option<i64>,
+    pub(super) code: Option<i64>,
     #[serde(default, borrow)]
-    msg: Option<Field<'a>>,
+    pub(super) msg: Option<Field<'a>>,
     #[serde(default)]
-    data: Option<Answer>,
+    pub(super) data: Option<Answer>,
 }
 
 impl Answer {
-    pub(super) fn decode(body: &[u8]) -> Result<Answer, ApiError> {
-        let body = without_bom(body);
-        // One `from_utf8` pass over the whole body, then `from_str`: faster than
-        // `from_slice`, which checks each string as it reads it (measured in
-        // docs/performance.md, "Decoder"). As `row::decode`, invalid UTF-8 is then
-        // replaced rather than refused.
-        let env: LeanEnvelope<'_> = match std::str::from_utf8(body) {
-            Ok(text) => serde_json::from_str(text).map_err(|e| decode_error(e.to_string()))?,
-            Err(_) => {
-                let text = String::from_utf8_lossy(body).into_owned();
-                let env: LeanEnvelope<'_> =
-                    serde_json::from_str(&text).map_err(|e| decode_error(e.to_string()))?;
-                return Answer::from_envelope(env);
-            }
-        };
-        Answer::from_envelope(env)
-    }
-
-    fn from_envelope(env: LeanEnvelope<'_>) -> Result<Answer, ApiError> {
-        if check_code(env.code, env.msg.as_ref())? {
-            Ok(env.data.unwrap_or_default())
-        } else {
-            Ok(Answer::default())
-        }
+    /// Adds one row: its identity, date, duration and outcome, and its label values
+    /// by number in the answer's table.
+    pub(super) fn push(&mut self, row: &RawRow<'_>) {
+        let r = row.read();
+        let labels = self.interner.index(&mut self.labels, &r);
+        self.items.push(Item {
+            id: row.identity(),
+            date: r.date,
+            duration: r.duration,
+            labels,
+            outcome: r.outcome,
+            conn: crate::calls::key::digest(row.conn_id.as_str()),
+        });
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -152,7 +142,7 @@ impl Answer {
 
 /// Finds a row's label values in the answer's table, adding them when new. An answer
 /// has a few dozen distinct ones, so each is stored once.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Interner {
     /// Hash of the values to the first table index with that hash; collisions chain.
     first: HashMap<u64, u32, IdHasherBuilder>,
@@ -232,23 +222,21 @@ impl<'de> Deserialize<'de> for Answer {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Answer, A::Error> {
                 let mut answer = Answer::default();
-                let mut interner = Interner::default();
                 // Each row lives only while it is read: identity, reading, labels.
                 while let Some(row) = seq.next_element::<RawRow<'de>>()? {
-                    let r = row.read();
-                    let labels = interner.index(&mut answer.labels, &r);
-                    answer.items.push(Item {
-                        id: row.identity(),
-                        date: r.date,
-                        duration: r.duration,
-                        labels,
-                        outcome: r.outcome,
-                        conn: crate::calls::key::digest(row.conn_id.as_str()),
-                    });
+                    answer.push(&row);
                 }
                 Ok(answer)
             }
         }
         d.deserialize_seq(V)
+    }
+}
+
+#[cfg(test)]
+impl Answer {
+    /// Everything the answer holds, as text, for tests that compare two answers.
+    pub(super) fn fingerprint(&self) -> String {
+        format!("{:?} {:?}", self.items, self.labels)
     }
 }

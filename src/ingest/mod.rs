@@ -34,10 +34,12 @@ use crate::wolkvox::row::{Field, RawRow, decode};
 use crate::wolkvox::{ApiError, Reason, classify, excerpt};
 
 mod answer;
+mod decoder;
 #[cfg(test)]
 mod tests;
 
-use answer::Answer;
+pub use answer::Answer;
+pub use decoder::Decoder;
 
 /// The API's row cap: an answer this long is taken as cut off.
 pub const ROW_CAP: usize = 60_000;
@@ -113,33 +115,46 @@ pub fn ingest(
     limits: &Limits,
     bounds: &[f64],
 ) -> Result<Ingested, ApiError> {
-    let answer = if body.is_empty() {
-        Answer::default()
-    } else {
-        Answer::decode(body)?
-    };
+    let answer = Decoder::whole(body)?;
+    Ok(ingest_answer(
+        &answer, q, tz, batch, next, calls, limits, bounds,
+    ))
+}
+
+/// [`ingest`] for an answer already decoded (by a [`Decoder`] fed as the body came).
+#[allow(clippy::too_many_arguments)]
+pub fn ingest_answer(
+    answer: &Answer,
+    q: &Query,
+    tz: &TimeZone,
+    batch: &mut Batch<'_>,
+    next: &mut Totals,
+    calls: &mut Calls,
+    limits: &Limits,
+    bounds: &[f64],
+) -> Ingested {
     let items = &answer.items;
     let capped = items.len() >= ROW_CAP;
     if capped {
         if let Some((kept, rest)) = continuation(items.iter().map(|i| i.date), q, tz) {
             let new = answer.apply(&items[..kept], q, batch, next, calls, limits, bounds);
-            return Ok(Ingested::Continue {
+            return Ingested::Continue {
                 rows: items.len(),
                 kept,
                 new,
                 rest,
-            });
+            };
         }
         if let Some((a, b)) = window::bisect(q.range) {
-            return Ok(Ingested::Split(a, b));
+            return Ingested::Split(a, b);
         }
     }
     let new = answer.apply(items, q, batch, next, calls, limits, bounds);
-    Ok(Ingested::Applied {
+    Ingested::Applied {
         rows: items.len(),
         new,
         capped,
-    })
+    }
 }
 
 /// For an answer to `q` cut at the cap, given its rows' dates in order: how many

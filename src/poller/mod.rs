@@ -15,7 +15,7 @@ use crate::calls::saved::BadCallId;
 use crate::calls::{CallKey, CallRules, Calls};
 use crate::config::{Limits, Operation};
 use crate::fetch::{self, Engine, FetchError, Fetched, Jitter, RetryPolicy, Sink, TakeError};
-use crate::ingest::{Ingested, ingest};
+use crate::ingest::{Decoder, Ingested, ingest_answer};
 use crate::ledger::Ledger;
 use crate::metrics::{Counters, OpMetrics, SharedTotals};
 use crate::state::{self, CallsView, LedgerView, OpState, StateView, TotalsView};
@@ -102,8 +102,6 @@ pub struct Poller {
     jitter: Jitter,
     /// What the cycle under way has done so far, for `/`'s list of cycles.
     tally: Tally,
-    /// Where each save serialises the state: a busy operation's is megabytes.
-    save_buf: Vec<u8>,
 }
 
 impl Poller {
@@ -202,7 +200,6 @@ impl Poller {
             next_token_info: now,
             jitter: Jitter::new(seed),
             tally: Tally::default(),
-            save_buf: Vec::new(),
         })
     }
 
@@ -440,7 +437,7 @@ impl Poller {
         }
     }
 
-    fn count_request(&self, a: &Attempt) {
+    fn count_request<B>(&self, a: &Attempt<B>) {
         self.metrics.request(&a.code_label());
         let today = Timestamp::now()
             .to_zoned_datetime(self.op.zone.clone())
@@ -471,7 +468,6 @@ impl Poller {
     /// renamed on the blocking pool. Returns when it was saved.
     async fn save(
         &self,
-        buf: &mut Vec<u8>,
         watermark: Option<Timestamp>,
         totals: &Totals,
         ledger: &Ledger,
@@ -497,25 +493,18 @@ impl Poller {
             requests_today,
             calls: CallsView(calls),
         };
-        state::encode(&view, buf)?;
+        let unsynced = state::write(&self.state_path, &view)?;
         drop(view);
-        let (path, bytes) = (self.state_path.clone(), std::mem::take(buf));
-        let (written, bytes) =
-            tokio::task::spawn_blocking(move || (state::write(&path, &bytes), bytes))
-                .await
-                .map_err(std::io::Error::other)?;
-        *buf = bytes;
-        written.map(|_| saved_at)
+        tokio::task::spawn_blocking(move || unsynced.finish())
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(saved_at)
     }
 
     async fn save_current(&mut self) -> std::io::Result<Timestamp> {
         let totals = read_totals(&self.totals);
-        let mut buf = std::mem::take(&mut self.save_buf);
-        let saved = self
-            .save(&mut buf, self.watermark, &totals, &self.ledger, &self.calls)
-            .await;
-        self.save_buf = buf;
-        saved
+        self.save(self.watermark, &totals, &self.ledger, &self.calls)
+            .await
     }
 
     fn backoff_base(&self) -> Duration {

@@ -29,11 +29,14 @@ impl<'p> CycleSink<'p> {
 impl Sink for CycleSink<'_> {
     type Error = CycleError;
 
-    fn take(&mut self, body: &[u8], q: &Query) -> Result<Ingested, TakeError<CycleError>> {
+    type Body = Decoder;
+
+    fn take(&mut self, body: &mut Decoder, q: &Query) -> Result<Ingested, TakeError<CycleError>> {
         let p = &*self.poller;
+        let answer = body.finish().map_err(TakeError::Api)?;
         let mut batch = self.ledger.begin();
-        let taken = ingest(
-            body,
+        let taken = ingest_answer(
+            &answer,
             q,
             &p.op.zone,
             &mut batch,
@@ -41,8 +44,7 @@ impl Sink for CycleSink<'_> {
             &mut self.calls,
             &p.limits,
             &p.bounds,
-        )
-        .map_err(TakeError::Api)?;
+        );
         let changes = batch.into_changes();
         self.ledger.commit(changes);
         match taken {
@@ -86,17 +88,9 @@ impl Sink for CycleSink<'_> {
             &mut self.totals,
             &p.bounds,
         );
-        let mut buf = std::mem::take(&mut p.save_buf);
         let saved = p
-            .save(
-                &mut buf,
-                Some(through),
-                &self.totals,
-                &self.ledger,
-                &self.calls,
-            )
+            .save(Some(through), &self.totals, &self.ledger, &self.calls)
             .await;
-        p.save_buf = buf;
         let saved_at = match saved {
             Ok(at) => at,
             Err(source) => {
@@ -133,7 +127,7 @@ impl Sink for CycleSink<'_> {
         Ok(())
     }
 
-    fn requested(&mut self, attempt: &Attempt) {
+    fn requested(&mut self, attempt: &Attempt<()>) {
         self.poller.tally.requests += 1;
         self.poller.count_request(attempt);
     }

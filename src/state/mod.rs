@@ -138,32 +138,74 @@ pub fn path(dir: &Path, operation: &str) -> PathBuf {
     dir.join(format!("{operation}.json"))
 }
 
-/// Serialises `state` into `buf` (emptied first): on the poller's own thread, so the
-/// live tables need no copy, and into a buffer the next commit reuses.
-pub fn encode(state: &impl Serialize, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    buf.clear();
-    serde_json::to_writer(&mut *buf, state).map_err(std::io::Error::other)
+/// A state written to its temporary file and not yet in place: [`Unsynced::finish`]
+/// syncs it and renames it over the last one.
+#[derive(Debug)]
+pub struct Unsynced {
+    file: File,
+    tmp: PathBuf,
+    path: PathBuf,
+    bytes: u64,
 }
 
-/// Writes an [`encode`]d state atomically to `path`; returns the bytes written.
-pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<u64> {
+/// Serialises `state` straight into a temporary file beside `path`. No buffer of the
+/// whole state: a busy operation's is megabytes, and the writes only reach the page
+/// cache. The slow part, the sync, is [`Unsynced::finish`]'s.
+pub fn write(path: &Path, state: &impl Serialize) -> std::io::Result<Unsynced> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let tmp = path.with_extension("json.tmp");
-    let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)?;
-    // The rename is durable only once the directory entry is.
-    File::open(dir)?.sync_all()?;
-    Ok(bytes.len() as u64)
+    let mut out = std::io::BufWriter::with_capacity(
+        64 * 1024,
+        Counted {
+            inner: File::create(&tmp)?,
+            bytes: 0,
+        },
+    );
+    serde_json::to_writer(&mut out, state).map_err(std::io::Error::other)?;
+    let counted = out.into_inner().map_err(|e| e.into_error())?;
+    let (file, bytes) = (counted.inner, counted.bytes);
+    Ok(Unsynced {
+        file,
+        tmp,
+        path: path.to_path_buf(),
+        bytes,
+    })
 }
 
-/// [`encode`] and [`write`] in one (tests, benchmarks).
+impl Unsynced {
+    /// Makes the write durable and atomic: sync, rename, sync the directory. Returns
+    /// the bytes written.
+    pub fn finish(self) -> std::io::Result<u64> {
+        self.file.sync_all()?;
+        fs::rename(&self.tmp, &self.path)?;
+        // The rename is durable only once the directory entry is.
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        File::open(dir)?.sync_all()?;
+        Ok(self.bytes)
+    }
+}
+
+/// A writer that counts what goes through it.
+struct Counted<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// [`write`] and [`Unsynced::finish`] in one (tests, benchmarks).
 pub fn save(path: &Path, state: &impl Serialize) -> std::io::Result<u64> {
-    let mut buf = Vec::new();
-    encode(state, &mut buf)?;
-    write(path, &buf)
+    write(path, state)?.finish()
 }
 
 /// Reads a saved state. `Ok(None)` when there is none yet.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use reqwest::Url;
 use tokio::sync::Semaphore;
 
@@ -16,14 +16,42 @@ use crate::window::Query;
 pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
 
 /// One request's outcome: the status for `wolkvox_api_requests_total{code}` (`None`
-/// when no answer came) and the body of a 200 (empty for a 404) or the error.
+/// when no answer came) and the body of a 200 (empty for a 404) or the error. With
+/// [`Client::fetch_into`] the body went to a [`Receive`] as it came, and `B` is `()`.
 #[derive(Debug)]
-pub struct Attempt {
+pub struct Attempt<B = Bytes> {
     pub status: Option<u16>,
-    pub result: Result<Bytes, ApiError>,
+    pub result: Result<B, ApiError>,
 }
 
-impl Attempt {
+/// Where a 200 answer's body goes, piece by piece as it arrives, so that a reader that
+/// decodes as it goes never needs the whole body at once.
+pub trait Receive {
+    /// A new answer begins: forget the last one (keeping any buffers).
+    fn start(&mut self);
+    /// The body's length, when the answer says it (`Content-Length`).
+    fn expect(&mut self, _bytes: usize) {}
+    /// The next piece of the body. An error ends the read: the answer is bad, and is
+    /// retried like any other.
+    fn extend(&mut self, bytes: &[u8]) -> Result<(), ApiError>;
+}
+
+impl Receive for Vec<u8> {
+    fn start(&mut self) {
+        self.clear();
+    }
+    // One allocation of the answer's size: growing a 12 MB body by doubling leaves
+    // freed blocks of every size behind, which the allocator keeps.
+    fn expect(&mut self, bytes: usize) {
+        self.reserve(bytes);
+    }
+    fn extend(&mut self, bytes: &[u8]) -> Result<(), ApiError> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+impl<B> Attempt<B> {
     /// The `code` label: the HTTP status, or `error` when there was no answer.
     pub fn code_label(&self) -> String {
         self.status
@@ -53,10 +81,6 @@ pub struct Client {
     /// Shared by every operation that uses the same token: the API counts per token.
     permits: Arc<Semaphore>,
     max_body: usize,
-    /// The buffer of the last answer, given back by [`Client::recycle`]: a catch-up reads
-    /// one 12 MB answer after another, and one buffer for all of them keeps the
-    /// allocator from growing a fresh one each time (and holding on to the old ones).
-    spare: Arc<std::sync::Mutex<Option<BytesMut>>>,
 }
 
 impl Client {
@@ -82,7 +106,6 @@ impl Client {
             customer_id,
             permits,
             max_body: MAX_BODY_BYTES,
-            spare: Arc::default(),
         })
     }
 
@@ -99,30 +122,6 @@ impl Client {
             op.poll.timeout,
             permits,
         )
-    }
-
-    /// Gives an answer's body back once it has been read, for the next answer.
-    pub fn recycle(&self, body: Bytes) {
-        if let Ok(buf) = body.try_into_mut()
-            && let Ok(mut spare) = self.spare.lock()
-        {
-            *spare = Some(buf);
-        }
-    }
-
-    /// Lets the kept buffer go, at the end of a fetch: a quiet poll needs no 12 MB.
-    pub fn release_spare(&self) {
-        if let Ok(mut spare) = self.spare.lock() {
-            *spare = None;
-        }
-    }
-
-    fn take_spare(&self) -> BytesMut {
-        self.spare
-            .lock()
-            .ok()
-            .and_then(|mut s| s.take())
-            .unwrap_or_default()
     }
 
     /// For tests of the size cap.
@@ -149,17 +148,34 @@ impl Client {
 
     /// Asks for one query's rows. A 200 gives its body, a 404 an empty body.
     pub async fn fetch(&self, q: &Query) -> Attempt {
-        self.get(self.report_url(q)).await
+        let mut body = Vec::new();
+        let a = self.fetch_into(q, &mut body).await;
+        Attempt {
+            status: a.status,
+            result: a.result.map(|()| Bytes::from(body)),
+        }
+    }
+
+    /// [`Client::fetch`], with a 200's body handed to `body` as it arrives (a 404 hands
+    /// it nothing).
+    pub async fn fetch_into(&self, q: &Query, body: &mut impl Receive) -> Attempt<()> {
+        self.get(self.report_url(q), body).await
     }
 
     /// `information.php?api=token_info`: the token's budget. Costs one request.
     pub async fn token_info(&self) -> Attempt {
         let mut url = self.info_url.clone();
         url.query_pairs_mut().append_pair("api", "token_info");
-        self.get(url).await
+        let mut body = Vec::new();
+        let a = self.get(url, &mut body).await;
+        Attempt {
+            status: a.status,
+            result: a.result.map(|()| Bytes::from(body)),
+        }
     }
 
-    async fn get(&self, url: Url) -> Attempt {
+    async fn get(&self, url: Url, body: &mut impl Receive) -> Attempt<()> {
+        body.start();
         let Ok(_permit) = self.permits.acquire().await else {
             return Attempt {
                 status: None,
@@ -182,15 +198,18 @@ impl Client {
             }
         };
         let status = response.status().as_u16();
-        let spare = self.take_spare();
-        let body = read_capped(response, self.max_body, spare).await;
-        let result = match (status, body) {
-            (_, Err(e)) => Err(e),
-            (200, Ok(body)) => Ok(body),
-            (404, Ok(_)) => Ok(Bytes::new()),
-            (s, Ok(body)) => {
-                let msg = error_message(&body);
-                Err(error(classify(s, &msg), Some(s), &msg))
+        let result = if status == 200 {
+            read_capped(response, self.max_body, body).await
+        } else {
+            // A 404's body says nothing; another status's says why.
+            let mut text = Vec::new();
+            match read_capped(response, self.max_body, &mut text).await {
+                Err(e) => Err(e),
+                Ok(()) if status == 404 => Ok(()),
+                Ok(()) => {
+                    let msg = error_message(&text);
+                    Err(error(classify(status, &msg), Some(status), &msg))
+                }
             }
         };
         Attempt {
@@ -261,33 +280,33 @@ pub fn describe(e: &reqwest::Error) -> String {
 async fn read_capped(
     mut response: reqwest::Response,
     max: usize,
-    mut buf: BytesMut,
-) -> Result<Bytes, ApiError> {
-    if response.content_length().is_some_and(|n| n > max as u64) {
-        return Err(error(
+    body: &mut impl Receive,
+) -> Result<(), ApiError> {
+    let too_large = |status| {
+        error(
             Reason::Other,
-            Some(response.status().as_u16()),
+            Some(status),
             &format!("answer larger than {max} bytes"),
-        ));
+        )
+    };
+    let status = response.status().as_u16();
+    if response.content_length().is_some_and(|n| n > max as u64) {
+        return Err(too_large(status));
     }
-    // Sized from Content-Length when there is one: growing a 12 MB answer by doubling
-    // leaves freed blocks of every size behind, which the allocator keeps.
-    let expected = response.content_length().unwrap_or(0) as usize;
-    buf.clear();
-    buf.reserve(expected.min(max));
+    if let Some(n) = response.content_length() {
+        body.expect(n as usize);
+    }
+    let mut read = 0usize;
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                if buf.len() + chunk.len() > max {
-                    return Err(error(
-                        Reason::Other,
-                        Some(response.status().as_u16()),
-                        &format!("answer larger than {max} bytes"),
-                    ));
+                read += chunk.len();
+                if read > max {
+                    return Err(too_large(status));
                 }
-                buf.extend_from_slice(&chunk);
+                body.extend(&chunk)?;
             }
-            Ok(None) => return Ok(buf.freeze()),
+            Ok(None) => return Ok(()),
             Err(e) => {
                 let mut err = transport(e);
                 if err.reason == Reason::Network {
