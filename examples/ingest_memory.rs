@@ -5,15 +5,16 @@
 //! cargo run --release --example ingest_memory
 //! ```
 //!
-//! With `--rows`, the answer goes through `rows_of` and `apply_rows` instead (decoded
-//! rows, then their readings: the backfill's path, and the poller's before `ingest`
-//! decoded rows straight into compact items), for comparison.
+//! By default the answer is read as a poll cycle reads it: decoded by an
+//! `ingest::Decoder` as its bytes arrive, so the body is never held whole. With `--rows`,
+//! the whole body is fetched and goes through `rows_of` and `apply_rows` (decoded rows,
+//! then their readings: the backfill's path), for comparison.
 //!
 //! The simulator runs in a child process (this program with `--serve`), so its rows and
 //! its JSON do not sit in this process's heap. This process notes its resident size,
-//! fetches the answer with the exporter's own HTTP client (which holds the whole body;
-//! the decoder borrows from it), ingests it into an empty batch and totals as a poll
-//! cycle does, and reads the peak resident size (`VmHWM`) from `/proc/self/status`.
+//! fetches the answer with the exporter's own HTTP client, ingests it into an empty batch
+//! and totals as a poll cycle does, and reads the peak resident size (`VmHWM`) from
+//! `/proc/self/status`.
 
 #![forbid(unsafe_code)]
 
@@ -24,13 +25,15 @@ use std::time::Duration;
 
 use wolkvox_exporter::calls::{CallKey, Calls};
 use wolkvox_exporter::config::{DEFAULT_BUCKETS, Limits};
-use wolkvox_exporter::ingest::{Ingested, apply_rows, ingest, rows_of};
+use wolkvox_exporter::ingest::{Decoder, Ingested, apply_rows, ingest_answer, rows_of};
 use wolkvox_exporter::ledger::Ledger;
 use wolkvox_exporter::secret::Secret;
 use wolkvox_exporter::simulator::Simulator;
 use wolkvox_exporter::totals::Totals;
 use wolkvox_exporter::window::{self, Range};
+use wolkvox_exporter::wolkvox::ApiError;
 use wolkvox_exporter::wolkvox::client::Client;
+use wolkvox_exporter::wolkvox::client::Receive;
 
 #[path = "../benches/common/mod.rs"]
 mod common;
@@ -117,40 +120,46 @@ fn measure(decoded_rows: bool) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let before = status_bytes("VmRSS:")?;
-    let attempt = rt.block_on(client.fetch(&q));
-    let body = attempt.result.map_err(|e| e.to_string())?;
-    let with_body = status_bytes("VmRSS:")?;
     let ledger = Ledger::new();
     let mut batch = ledger.begin();
     let mut totals = Totals::default();
-    let got = if decoded_rows {
+    let mut calls = Calls::with_key(CallKey::from_u128(1));
+    let (got, len, with_body) = if decoded_rows {
+        let attempt = rt.block_on(client.fetch(&q));
+        let body = attempt.result.map_err(|e| e.to_string())?;
+        let with_body = status_bytes("VmRSS:")?;
         let rows = rows_of(&body).map_err(|e| e.to_string())?;
         let new = apply_rows(
             &rows,
             &q,
             &mut batch,
             &mut totals,
-            &mut Calls::with_key(CallKey::from_u128(1)),
+            &mut calls,
             &Limits::default(),
             &DEFAULT_BUCKETS,
         );
-        Ingested::Applied {
+        let got = Ingested::Applied {
             rows: rows.len(),
             new,
             capped: false,
-        }
+        };
+        (got, body.len() as u64, Some(with_body))
     } else {
-        ingest(
-            &body,
+        let mut body = Counting(Decoder::default(), 0);
+        let attempt = rt.block_on(client.fetch_into(&q, &mut body));
+        attempt.result.map_err(|e| e.to_string())?;
+        let answer = body.0.finish().map_err(|e| e.to_string())?;
+        let got = ingest_answer(
+            answer,
             &q,
             &tz,
             &mut batch,
             &mut totals,
-            &mut Calls::with_key(CallKey::from_u128(1)),
+            &mut calls,
             &Limits::default(),
             &DEFAULT_BUCKETS,
-        )
-        .map_err(|e| e.to_string())?
+        );
+        (got, body.1, None)
     };
     let changes = batch.into_changes();
     let peak = status_bytes("VmHWM:")?;
@@ -159,7 +168,6 @@ fn measure(decoded_rows: bool) -> Result<(), String> {
     let Ingested::Applied { new, .. } = got else {
         return Err(format!("unexpected {got:?}"));
     };
-    let len = body.len() as u64;
     let used = peak.saturating_sub(before);
     println!(
         "answer:                  {new} rows, {len} bytes ({:.1} MiB)",
@@ -169,7 +177,9 @@ fn measure(decoded_rows: bool) -> Result<(), String> {
         "resident before:         {:.1} MiB (the fixed baseline)",
         mib(before)
     );
-    println!("resident with the body:  {:.1} MiB", mib(with_body));
+    if let Some(with_body) = with_body {
+        println!("resident with the body:  {:.1} MiB", mib(with_body));
+    }
     println!("peak, fetch and ingest:  {:.1} MiB", mib(peak));
     println!(
         "SUMMARY {} peak - baseline = {:.1} MiB = {:.2} x the answer (goal < 2.5)",
@@ -183,6 +193,20 @@ fn measure(decoded_rows: bool) -> Result<(), String> {
     );
     drop((changes, totals));
     Ok(())
+}
+
+/// A decoder that also counts the bytes it was handed.
+struct Counting(Decoder, u64);
+
+impl Receive for Counting {
+    fn start(&mut self) {
+        self.0.start();
+        self.1 = 0;
+    }
+    fn extend(&mut self, bytes: &[u8]) -> Result<(), ApiError> {
+        self.1 += bytes.len() as u64;
+        self.0.extend(bytes)
+    }
 }
 
 fn main() -> ExitCode {

@@ -86,13 +86,13 @@ pub fn body(data: &[u8]) {
 
 /// The answer decoded as the network hands it: a few bytes at a time (1 to 7, by the
 /// body's length), so that rows, characters and tokens are cut everywhere.
-fn in_pieces(data: &[u8]) -> Result<Answer, ApiError> {
+fn in_pieces(data: &[u8], take: impl FnOnce(&Answer) -> Ingested) -> Result<Ingested, ApiError> {
     let mut d = Decoder::default();
     d.start();
     for piece in data.chunks(1 + data.len() % 7) {
         d.extend(piece)?;
     }
-    d.finish()
+    d.finish().map(take)
 }
 
 /// The poll cycle's fast path (`ingest`: one pass from bytes to counts) against the
@@ -121,9 +121,9 @@ pub fn agrees(data: &[u8]) {
     let mut pieces = Totals::default();
     let mut piece_calls = Calls::with_key(key);
     for _ in 0..2 {
-        let by_piece = in_pieces(data).map(|answer| {
+        let by_piece = in_pieces(data, |answer| {
             ingest_answer(
-                &answer,
+                answer,
                 &q,
                 &tz,
                 &mut piece_batch,

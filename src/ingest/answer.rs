@@ -62,6 +62,14 @@ pub(super) struct LeanEnvelope<'a> {
 }
 
 impl Answer {
+    /// Empties the answer, keeping its tables' room.
+    pub(super) fn clear(&mut self) {
+        self.items.clear();
+        self.labels.clear();
+        self.interner.first.clear();
+        self.interner.chain.clear();
+    }
+
     /// Adds one row: its identity, date, duration and outcome, and its label values
     /// by number in the answer's table.
     pub(super) fn push(&mut self, row: &RawRow<'_>) {

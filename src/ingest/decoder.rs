@@ -100,7 +100,8 @@ impl Receive for Decoder {
         self.state = State::Start;
         self.cut = None;
         self.retry_at = 0;
-        self.answer = Answer::default();
+        // Kept at its size: a catch-up's answers are all about as long.
+        self.answer.clear();
         self.failed = None;
     }
 
@@ -130,16 +131,18 @@ impl Decoder {
         for piece in body.chunks(64 * 1024) {
             d.extend(piece)?;
         }
-        d.finish()
+        d.finish()?;
+        Ok(std::mem::take(&mut d.answer))
     }
 
     /// The answer, once its last byte is in. An empty body has no rows.
-    pub fn finish(&mut self) -> Result<Answer, ApiError> {
+    pub fn finish(&mut self) -> Result<&Answer, ApiError> {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
         if !self.received {
-            return Ok(Answer::default());
+            self.answer.clear();
+            return Ok(&self.answer);
         }
         if !self.carry.is_empty() {
             self.carry.clear();
@@ -160,12 +163,12 @@ impl Decoder {
             decode_error(relocated(&e, at.line, at.col))
         })?;
         if !check_code(env.code, env.msg.as_ref())? {
-            return Ok(Answer::default());
+            self.answer.clear();
+        } else if self.cut.is_none() {
+            // No `data` array was streamed: whatever rows there are, the skeleton held.
+            self.answer = env.data.unwrap_or_default();
         }
-        Ok(match self.cut {
-            Some(_) => std::mem::take(&mut self.answer),
-            None => env.data.unwrap_or_default(),
-        })
+        Ok(&self.answer)
     }
 
     /// Appends the chunk as text: a character split between chunks is kept until it

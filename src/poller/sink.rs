@@ -36,7 +36,7 @@ impl Sink for CycleSink<'_> {
         let answer = body.finish().map_err(TakeError::Api)?;
         let mut batch = self.ledger.begin();
         let taken = ingest_answer(
-            &answer,
+            answer,
             q,
             &p.op.zone,
             &mut batch,
