@@ -400,7 +400,7 @@ impl Decoder {
                             self.retry_at = 0;
                             next = Next::Separator;
                         }
-                        Some(Err(e)) if e.is_eof() && !last => {
+                        Some(Err(e)) if !last && cut_short(&e, &self.pending[at..]) => {
                             self.retry_at = 2 * (self.pending.len() - at);
                             self.state = State::Rows(next);
                             return Ok(at);
@@ -459,6 +459,18 @@ impl Decoder {
             }
         }
     }
+}
+
+/// Whether `e` may only mean that `text` stops early: serde_json says so of most
+/// values, but when it skips a field the row does not have (`IgnoredAny`), a number cut
+/// after its `-`, `.`, `e` or `e+` is an `invalid number` at the end of the text.
+fn cut_short(e: &serde_json::Error, text: &str) -> bool {
+    if e.is_eof() {
+        return true;
+    }
+    let line = 1 + memchr::memchr_iter(b'\n', text.as_bytes()).count();
+    let col = text.len() - text.rfind('\n').map_or(0, |i| i + 1);
+    e.line() == line && e.column() >= col
 }
 
 fn is_space(c: char) -> bool {

@@ -86,6 +86,29 @@ fn reads_the_rows_however_the_body_is_cut() {
 }
 
 #[test]
+fn a_number_cut_in_a_field_it_skips_waits_for_the_rest() {
+    // serde_json calls `12.` at the end of the text an invalid number, not an early end,
+    // when it skips the field: a chunk ending there must wait, not fail the answer.
+    for extra in ["-12.5e+3", "0.5E-1", "-0", "7e2"] {
+        let body = format!(
+            r#"{{"code":200,"data":[{},{ROW}]}}"#,
+            ROW.replace(r#""time":"5""#, &format!(r#""time":"5","extra":{extra}"#))
+        );
+        assert_eq!(rows(body.as_bytes()), 2, "{body}");
+    }
+    // The same cut where the text truly ends is still the error serde_json reports.
+    let cut = format!(r#"{{"code":200,"data":[{},"#, &ROW[..ROW.len() - 1]);
+    let cut = cut.replace(r#""conn_id":"c1","#, r#""conn_id":"c1","extra":12."#);
+    assert_eq!(
+        same_however_fed(cut.as_bytes()),
+        Err(format!(
+            "invalid report answer: invalid number at line 1 column {}",
+            cut.len()
+        ))
+    );
+}
+
+#[test]
 fn invalid_utf8_reads_as_the_whole_body_path_reads_it() {
     // 0xFA alone, a character cut by the end, a lead byte followed by ASCII, and a
     // valid 4-byte character: every split of each gives the same, U+FFFD where bad.
