@@ -11,6 +11,11 @@ use crate::calls::CallTotals;
 use crate::config::Limits;
 use crate::wolkvox::row::Reading;
 
+/// A map keyed by label values. foldhash, not std's SipHash: hashing the labels was a
+/// fifth of a catch-up's CPU, and every such map is capped by [`Limits`], so flooding
+/// one with colliding keys buys nothing.
+pub type LabelMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The value labels take past a cardinality limit.
 pub const OTHER: &str = "_other";
 
@@ -50,8 +55,8 @@ pub struct RoutingPoint {
     /// By [`crate::wolkvox::row::Outcome::index`].
     pub interactions: [u64; 3],
     pub pulse: u64,
-    pub options: HashMap<String, u64>,
-    pub transfers: HashMap<String, u64>,
+    pub options: LabelMap<String, u64>,
+    pub transfers: LabelMap<String, u64>,
     /// By [`crate::wolkvox::row::Outcome::index`].
     pub durations: [Histogram; 3],
 }
@@ -61,8 +66,8 @@ impl RoutingPoint {
         RoutingPoint {
             interactions: [0; 3],
             pulse: 0,
-            options: HashMap::new(),
-            transfers: HashMap::new(),
+            options: LabelMap::default(),
+            transfers: LabelMap::default(),
             durations: std::array::from_fn(|_| Histogram::new(buckets)),
         }
     }
@@ -80,13 +85,13 @@ pub struct Totals {
     pub duplicates: u64,
     /// By [`OVERFLOW_LABELS`].
     pub overflow: [u64; 3],
-    pub routing_points: HashMap<RpKey, RoutingPoint>,
+    pub routing_points: LabelMap<RpKey, RoutingPoint>,
     /// Closed calls, late and call-less rows.
     pub calls: CallTotals,
 }
 
 /// Counts a value in a capped map: past `limit` distinct keys, new ones go to `_other`.
-fn bump(map: &mut HashMap<String, u64>, key: &str, limit: usize) -> bool {
+fn bump(map: &mut LabelMap<String, u64>, key: &str, limit: usize) -> bool {
     if let Some(v) = map.get_mut(key) {
         *v += 1;
         return false;

@@ -220,7 +220,7 @@ impl Renderer {
             let Some(rp) = totals.routing_points.get(key) else {
                 continue;
             };
-            let sorted = |m: &std::collections::HashMap<String, u64>| {
+            let sorted = |m: &crate::totals::LabelMap<String, u64>| {
                 let mut v: Vec<(String, String)> =
                     m.keys().map(|k| (k.clone(), escaped(k))).collect();
                 v.sort();

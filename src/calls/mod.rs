@@ -22,7 +22,7 @@ pub use key::{CallId, CallKey};
 pub use totals::{CallOutcome, CallTotals, STEP_BUCKETS};
 
 use crate::ledger::{IdHasherBuilder, shrink_emptied};
-use crate::totals::{Histogram, OTHER, RpKey, Totals};
+use crate::totals::{Histogram, LabelMap, OTHER, RpKey, Totals};
 use crate::wolkvox::row::{Outcome, Reading};
 
 /// What makes a hung-up call `self_service`: one of its rows has one of these options
@@ -108,7 +108,7 @@ impl PartialEq for Calls {
 /// The entry labels of open calls, one copy each: a catch-up's part can hold 100,000
 /// open calls entering at a few hundred routing points.
 #[derive(Debug, Clone, Default)]
-struct Entries(HashMap<String, Vec<Arc<RpKey>>>);
+struct Entries(LabelMap<String, Vec<Arc<RpKey>>>);
 
 impl Entries {
     fn get(&mut self, rp_id: &str, rp_name: &str) -> Arc<RpKey> {

@@ -1,11 +1,9 @@
 //! The call series of one operation: plain data, saved with the rest of the totals and
 //! rendered at scrape time.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::totals::{Histogram, RpKey};
+use crate::totals::{Histogram, LabelMap, RpKey};
 
 /// Bounds of `wolkvox_ivr_call_steps` (fixed by the contract).
 pub const STEP_BUCKETS: [f64; 10] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0];
@@ -44,7 +42,7 @@ impl CallOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallTotals {
     /// Closed calls by entry routing point, by [`CallOutcome::index`].
-    pub by_entry: HashMap<RpKey, [u64; 4]>,
+    pub by_entry: LabelMap<RpKey, [u64; 4]>,
     /// By [`CallOutcome::index`], over [`STEP_BUCKETS`].
     pub steps: [Histogram; 4],
     /// By [`CallOutcome::index`], over the operation's `duration_buckets`.
@@ -58,7 +56,7 @@ pub struct CallTotals {
 impl CallTotals {
     pub fn new(duration_buckets: usize) -> CallTotals {
         CallTotals {
-            by_entry: HashMap::new(),
+            by_entry: LabelMap::default(),
             steps: std::array::from_fn(|_| Histogram::new(STEP_BUCKETS.len())),
             durations: std::array::from_fn(|_| Histogram::new(duration_buckets)),
             late_rows: 0,

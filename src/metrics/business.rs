@@ -4,11 +4,10 @@
 //! in `tests.rs` holds it to that), in a fraction of the time, since at tens of
 //! thousands of series the encoder takes over 50 ms a scrape.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use super::text::{escape_label, header, push_count, push_f64, sample};
-use crate::totals::{OVERFLOW_LABELS, RoutingPoint, RpKey, Totals};
+use crate::totals::{LabelMap, OVERFLOW_LABELS, RoutingPoint, RpKey, Totals};
 use crate::wolkvox::row::Outcome;
 
 /// One operation's totals as the scrape sees them: replaced whole on commit.
@@ -87,7 +86,7 @@ struct RpText<'t> {
 }
 
 /// A capped map's values in label order.
-fn sorted(m: &HashMap<String, u64>) -> Vec<(&str, u64)> {
+fn sorted(m: &LabelMap<String, u64>) -> Vec<(&str, u64)> {
     let mut v: Vec<(&str, u64)> = m.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     v.sort_unstable_by(|a, b| a.0.cmp(b.0));
     v
