@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::calls::CallKey;
 use crate::config::{Config, Limits, Operation};
 use crate::metrics::{Metrics, OpMetrics, SharedTotals};
+use crate::poll_thread::PollThread;
 use crate::poller::{Poller, RestoreError};
 use crate::state::{self, OpState, StateError};
 use crate::status::{SharedStatus, Statuses};
@@ -79,6 +80,8 @@ pub struct Fleet {
     running: Vec<Running>,
     /// One set of permits per token: the API limits simultaneous requests per token.
     permits: HashMap<String, Arc<Semaphore>>,
+    /// Where the pollers run; dropped last, once they have stopped.
+    poll: PollThread,
 }
 
 /// The smallest `max_concurrent_requests` of the operations on each token.
@@ -114,6 +117,7 @@ impl Fleet {
             statuses: Arc::new(Statuses::default()),
             running: Vec::new(),
             permits,
+            poll: PollThread::start().map_err(crate::StartError::PollThread)?,
         };
         for (op, saved) in config.operations.iter().zip(saved) {
             let client = fleet
@@ -191,7 +195,7 @@ impl Fleet {
             status: Arc::clone(&p.status),
             metrics: p.metrics().clone(),
             stop,
-            task: tokio::spawn(p.run(rx)),
+            task: self.poll.spawn(p.run(rx)),
         };
         match at {
             Some(i) if i <= self.running.len() => self.running.insert(i, running),

@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod ledger;
 pub mod logging;
 pub mod metrics;
+pub mod poll_thread;
 pub mod poller;
 pub mod secret;
 pub mod server;
@@ -112,6 +113,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Metrics(#[from] prometheus::Error),
+    #[error("cannot start the poll thread: {0}")]
+    PollThread(#[source] std::io::Error),
     #[error("--web.listen-address: cannot resolve {addr}: {source}")]
     Resolve {
         addr: ListenAddr,
