@@ -76,12 +76,14 @@ pub struct Fleet {
     key: CallKey,
     metrics: Arc<Metrics>,
     statuses: Arc<Statuses>,
+    /// Where the pollers run. Declared (so dropped) before `running`: a fleet dropped
+    /// without [`Fleet::stop`] cancels its pollers before they could see their stop
+    /// channels close and save.
+    poll: PollThread,
     /// In config order.
     running: Vec<Running>,
     /// One set of permits per token: the API limits simultaneous requests per token.
     permits: HashMap<String, Arc<Semaphore>>,
-    /// Where the pollers run; dropped last, once they have stopped.
-    poll: PollThread,
 }
 
 /// The smallest `max_concurrent_requests` of the operations on each token.
@@ -115,9 +117,9 @@ impl Fleet {
             key,
             metrics,
             statuses: Arc::new(Statuses::default()),
+            poll: PollThread::start().map_err(crate::StartError::PollThread)?,
             running: Vec::new(),
             permits,
-            poll: PollThread::start().map_err(crate::StartError::PollThread)?,
         };
         for (op, saved) in config.operations.iter().zip(saved) {
             let client = fleet

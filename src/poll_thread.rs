@@ -10,36 +10,55 @@
 //! the multi-thread runtime, so a scrape never waits for a part being applied.
 
 use std::future::Future;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A current-thread runtime driven by a thread of its own. Dropping it ends the thread,
-/// cancelling what still runs there: the fleet stops its pollers first.
+/// A current-thread runtime driven by a thread of its own. Dropping it cancels what
+/// still runs there and waits (a while) for the thread to end, as dropping a runtime
+/// does: a crash saves nothing on the way out, and a last state save that is syncing
+/// finishes before the process exits.
 #[derive(Debug)]
 pub struct PollThread {
     handle: Handle,
     /// Dropped to end the thread.
-    _stop: oneshot::Sender<()>,
+    stop: Option<oneshot::Sender<()>>,
+    /// Disconnected once the thread has ended.
+    ended: mpsc::Receiver<()>,
 }
+
+/// How long dropping waits for the thread: a disk that hangs must not hang the exit.
+const END_WAIT: Duration = Duration::from_secs(10);
 
 impl PollThread {
     pub fn start() -> std::io::Result<PollThread> {
         let runtime = Builder::new_current_thread().enable_all().build()?;
         let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
+        let (ended_tx, ended) = mpsc::channel::<()>();
+        // The pollers log where the caller logs (a test's app has a logger per runtime).
+        let log = tracing::dispatcher::get_default(Clone::clone);
         std::thread::Builder::new()
             .name("wolkvox-poll".into())
-            // Tasks on a current-thread runtime run while its thread is in `block_on`.
             .spawn(move || {
-                runtime.block_on(async move {
-                    let _ = stopped.await;
-                })
+                let _ended = ended_tx;
+                tracing::dispatcher::with_default(&log, || {
+                    // Tasks on a current-thread runtime run while its thread is in
+                    // `block_on`.
+                    runtime.block_on(async move {
+                        let _ = stopped.await;
+                    });
+                    // Cancels the tasks left and waits for their blocking work.
+                    drop(runtime);
+                });
             })?;
         Ok(PollThread {
             handle,
-            _stop: stop,
+            stop: Some(stop),
+            ended,
         })
     }
 
@@ -50,6 +69,13 @@ impl PollThread {
         F::Output: Send + 'static,
     {
         self.handle.spawn(task)
+    }
+}
+
+impl Drop for PollThread {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        let _ = self.ended.recv_timeout(END_WAIT);
     }
 }
 
@@ -73,9 +99,10 @@ mod tests {
         assert_eq!(a, b, "both on one thread");
         assert_eq!(a.1.as_deref(), Some("wolkvox-poll"));
         assert_ne!(a.0, std::thread::current().id());
-        // Dropped: what was still running is cancelled, not left behind.
+        // Dropped: what was still running is cancelled by the time the drop returns.
         let pending = t.spawn(std::future::pending::<()>());
         drop(t);
+        assert!(pending.is_finished());
         assert!(pending.await.unwrap_err().is_cancelled());
     }
 }
