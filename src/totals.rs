@@ -11,9 +11,9 @@ use crate::calls::CallTotals;
 use crate::config::Limits;
 use crate::wolkvox::row::Reading;
 
-/// A map keyed by label values. foldhash, not std's SipHash: hashing the labels was a
-/// fifth of a catch-up's CPU, and every such map is capped by [`Limits`], so flooding
-/// one with colliding keys buys nothing.
+/// A map keyed by label values. foldhash, not std's SipHash: hashing the labels was
+/// most of applying a row (5-6% of a catch-up's CPU), and every such map is capped by
+/// [`Limits`], so flooding one with colliding keys buys nothing.
 pub type LabelMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// The value labels take past a cardinality limit.
