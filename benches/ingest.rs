@@ -75,7 +75,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("ingest", |b| {
         b.iter(|| {
-            let ledger = Ledger::new();
+            let mut ledger = Ledger::new();
             let mut batch = ledger.begin();
             let mut totals = Totals::default();
             let got = ingest(
@@ -103,7 +103,7 @@ fn bench(c: &mut Criterion) {
     let rows_only = common::body(&no_calls);
     g.bench_function("ingest_rows_only", |b| {
         b.iter(|| {
-            let ledger = Ledger::new();
+            let mut ledger = Ledger::new();
             let mut batch = ledger.begin();
             let mut totals = Totals::default();
             let got = ingest(

@@ -66,9 +66,7 @@ fn bench(c: &mut Criterion) {
                     |mut l| {
                         let mut batch = l.begin();
                         let fresh = batch.observe(answer);
-                        let changes = batch.into_changes();
-                        l.commit(changes);
-                        let forgotten = l.forget_before(window_time(1));
+                        let forgotten = l.commit(window_time(1));
                         (fresh.len(), forgotten, l)
                     },
                     BatchSize::LargeInput,

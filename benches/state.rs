@@ -49,14 +49,14 @@ fn bench(c: &mut Criterion) {
             saved_at: jiff::Timestamp::UNIX_EPOCH,
             buckets: &DEFAULT_BUCKETS,
             totals: TotalsView(&totals),
-            ledger: LedgerView(&ledger),
+            ledger: LedgerView::new(&ledger),
             api_requests: BTreeMap::from([("200".into(), 1000), ("404".into(), 20)]),
             poll_errors: BTreeMap::new(),
             window_splits: 0,
             state_save_failures: 0,
             requests_day: None,
             requests_today: 0,
-            calls: CallsView(&calls),
+            calls: CallsView::new(&calls),
         };
         let path = state::path(dir.path(), &format!("acme{remembered}"));
         let mut buf = Vec::new();

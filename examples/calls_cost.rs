@@ -54,7 +54,7 @@ fn main() {
     let limits = Limits::default();
     let mut rows = 0;
     for _ in 0..PASSES {
-        let ledger = Ledger::new();
+        let mut ledger = Ledger::new();
         let mut batch = ledger.begin();
         let mut totals = Totals::default();
         let mut calls = Calls::with_key(CallKey::from_u128(1));

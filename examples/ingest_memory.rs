@@ -120,7 +120,7 @@ fn measure(decoded_rows: bool) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let before = status_bytes("VmRSS:")?;
-    let ledger = Ledger::new();
+    let mut ledger = Ledger::new();
     let mut batch = ledger.begin();
     let mut totals = Totals::default();
     let mut calls = Calls::with_key(CallKey::from_u128(1));
@@ -161,7 +161,6 @@ fn measure(decoded_rows: bool) -> Result<(), String> {
         );
         (got, body.1, None)
     };
-    let changes = batch.into_changes();
     let peak = status_bytes("VmHWM:")?;
     drop(child.stdin.take()); // stops the simulator
     let _ = child.wait();
@@ -191,7 +190,7 @@ fn measure(decoded_rows: bool) -> Result<(), String> {
         mib(used),
         used as f64 / len as f64
     );
-    drop((changes, totals));
+    drop((batch, totals));
     Ok(())
 }
 

@@ -3,10 +3,12 @@
 //! only copies beyond that. Overlapping ranges therefore count a row once, while true
 //! duplicates inside one response each count.
 //!
-//! Pure: no clock, no I/O. A cycle works on a [`Batch`] over the ledger and only a
-//! committed batch changes it, so a failed cycle leaves no trace.
+//! Pure: no clock, no I/O. Rows are observed in place, each change journaled until
+//! [`Ledger::commit`] keeps it or [`Ledger::roll_back`] undoes it, so a failed part
+//! leaves no trace and needs no copy of the ledger.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasher, Hasher};
 
 use jiff::civil::DateTime;
@@ -90,28 +92,53 @@ pub struct Seen {
     pub keep_until: DateTime,
 }
 
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 pub struct Ledger {
     seen: IdMap<Seen>,
+    journal: Journal,
 }
 
+/// The changes since the last commit, to undo them.
+#[derive(Debug, Default)]
+struct Journal {
+    /// Identities that were absent: a catch-up's part adds some 60,000, so only their
+    /// 16 bytes are kept.
+    added: Vec<RowId>,
+    /// Earlier values of identities that were present, oldest first.
+    was: Vec<(RowId, Seen)>,
+}
+
+impl Journal {
+    /// Empties the journal; after a long part, gives its room back.
+    fn forget(&mut self) {
+        self.added.clear();
+        self.was.clear();
+        shrink_journal(&mut self.added);
+        shrink_journal(&mut self.was);
+    }
+}
+
+/// Equal when they remember the same identities (pending changes included).
+impl PartialEq for Ledger {
+    fn eq(&self, other: &Ledger) -> bool {
+        self.seen == other.seen
+    }
+}
+
+/// The committed ledger and its pending changes alike; the copy has nothing pending.
 impl Clone for Ledger {
     fn clone(&self) -> Ledger {
         Ledger {
             seen: self.seen.clone(),
+            journal: Journal::default(),
         }
-    }
-
-    /// Into the same table when it is large enough: a catch-up copies the ledger after
-    /// every part, and a fresh table each time leaves the old ones to the allocator.
-    fn clone_from(&mut self, source: &Ledger) {
-        self.seen.clone_from(&source.seen);
     }
 }
 
 /// Gives back most of a table that a commit emptied: a catch-up's part fills the
 /// ledger with its rows (and the calls with a call per row) and forgets nearly all of
-/// them at its commit, and the committed copy is cloned at the table's capacity.
+/// them at its commit. (Keeping the room for the next part was tried: the tables then
+/// grow past a part's size, 56 MiB at 900,000 rows against 45.)
 pub(crate) fn shrink_emptied<K: Eq + std::hash::Hash, V>(
     table: &mut HashMap<K, V, IdHasherBuilder>,
 ) {
@@ -120,19 +147,14 @@ pub(crate) fn shrink_emptied<K: Eq + std::hash::Hash, V>(
     }
 }
 
-/// The ledger's changes during one cycle, not yet committed.
+/// One or more responses being observed into the ledger.
 #[derive(Debug)]
 pub struct Batch<'l> {
-    ledger: &'l Ledger,
-    changes: IdMap<Seen>,
+    ledger: &'l mut Ledger,
     /// Copies of each identity in the rows being observed; kept between calls only to
     /// reuse its allocation.
     in_response: IdMap<u32>,
 }
-
-/// The committed-to-be changes of a batch, detached from the ledger's borrow.
-#[derive(Debug, Default)]
-pub struct Changes(IdMap<Seen>);
 
 impl Ledger {
     pub fn new() -> Ledger {
@@ -147,27 +169,42 @@ impl Ledger {
         self.seen.is_empty()
     }
 
-    pub fn begin(&self) -> Batch<'_> {
+    /// Observes responses; their changes are pending until [`Ledger::commit`].
+    pub fn begin(&mut self) -> Batch<'_> {
         Batch {
             ledger: self,
-            changes: IdMap::default(),
             in_response: IdMap::default(),
         }
     }
 
-    pub fn commit(&mut self, changes: Changes) {
-        self.seen.extend(changes.0);
-    }
-
-    /// Forgets identities that no query starting at wall time `floor` or later can
-    /// return. Returns how many were forgotten.
-    pub fn forget_before(&mut self, floor: DateTime) -> usize {
+    /// Keeps the pending changes, and forgets identities that no query starting at
+    /// wall time `floor` or later can return. Returns how many were forgotten.
+    pub fn commit(&mut self, floor: DateTime) -> usize {
+        self.journal.forget();
         let before = self.seen.len();
         self.seen.retain(|_, s| s.keep_until >= floor);
         shrink_emptied(&mut self.seen);
         before - self.seen.len()
     }
 
+    /// Undoes the changes since the last commit.
+    pub fn roll_back(&mut self) {
+        let j = &mut self.journal;
+        for (id, s) in j.was.drain(..).rev() {
+            self.seen.insert(id, s);
+        }
+        for id in j.added.drain(..) {
+            self.seen.remove(&id);
+        }
+        j.forget();
+    }
+
+    /// Whether changes wait for a commit.
+    pub fn pending(&self) -> bool {
+        !self.journal.added.is_empty() || !self.journal.was.is_empty()
+    }
+
+    /// Every identity remembered, pending changes included.
     pub fn iter(&self) -> impl Iterator<Item = (&RowId, &Seen)> {
         self.seen.iter()
     }
@@ -175,7 +212,15 @@ impl Ledger {
     pub fn from_entries(entries: impl IntoIterator<Item = (RowId, Seen)>) -> Ledger {
         Ledger {
             seen: entries.into_iter().collect(),
+            journal: Journal::default(),
         }
+    }
+}
+
+/// A journal is as long as a part; after a long one, give its room back.
+pub(crate) fn shrink_journal<T>(v: &mut Vec<T>) {
+    if v.capacity() > 4096 {
+        *v = Vec::new();
     }
 }
 
@@ -207,23 +252,32 @@ impl Batch<'_> {
         rows: impl IntoIterator<Item = (RowId, DateTime)>,
         fresh: &mut Vec<bool>,
     ) {
+        let Ledger { seen, journal } = &mut *self.ledger;
         for (id, keep_until) in rows {
             let k = self.in_response.entry(id).or_insert(0);
             *k += 1;
             let k = *k;
-            let prior = self
-                .changes
-                .get(&id)
-                .or_else(|| self.ledger.seen.get(&id))
-                .copied();
-            let counted = prior.map_or(0, |p| p.count);
-            fresh.push(k > counted);
-            let entry = Seen {
-                count: counted.max(k),
-                keep_until: prior.map_or(keep_until, |p| p.keep_until.max(keep_until)),
-            };
-            if prior != Some(entry) {
-                self.changes.insert(id, entry);
+            match seen.entry(id) {
+                Entry::Occupied(mut e) => {
+                    let prior = *e.get();
+                    fresh.push(k > prior.count);
+                    let entry = Seen {
+                        count: prior.count.max(k),
+                        keep_until: prior.keep_until.max(keep_until),
+                    };
+                    if entry != prior {
+                        journal.was.push((id, prior));
+                        e.insert(entry);
+                    }
+                }
+                Entry::Vacant(e) => {
+                    fresh.push(true);
+                    journal.added.push(id);
+                    e.insert(Seen {
+                        count: k,
+                        keep_until,
+                    });
+                }
             }
         }
         // Clearing costs the map's capacity: after a large response start afresh, so
@@ -233,10 +287,6 @@ impl Batch<'_> {
         } else {
             self.in_response.clear();
         }
-    }
-
-    pub fn into_changes(self) -> Changes {
-        Changes(self.changes)
     }
 }
 
@@ -256,8 +306,7 @@ mod tests {
         for r in responses {
             n += b.observe(r).iter().filter(|f| **f).count();
         }
-        let c = b.into_changes();
-        ledger.commit(c);
+        ledger.commit(DateTime::MIN);
         n
     }
 
@@ -281,28 +330,53 @@ mod tests {
         assert_eq!(run(&mut l, &[&[(8, at(1))], &[(8, at(1))]]), 1);
     }
 
+    fn entries(l: &Ledger) -> Vec<(RowId, Seen)> {
+        let mut v: Vec<_> = l.iter().map(|(id, s)| (*id, *s)).collect();
+        v.sort_by_key(|e| e.0);
+        v
+    }
+
     #[test]
-    fn an_uncommitted_batch_changes_nothing() {
+    fn a_rolled_back_batch_changes_nothing() {
+        let mut l = Ledger::new();
+        run(&mut l, &[&[(1, at(0)), (3, at(0)), (3, at(0))]]);
+        let before = entries(&l);
+        let mut b = l.begin();
+        // A new identity, a third copy of one, a later sighting of another; twice.
+        assert_eq!(
+            b.observe(&[(1, at(4)), (2, at(0)), (3, at(0)), (3, at(0)), (3, at(0))]),
+            vec![false, true, false, false, true]
+        );
+        assert_eq!(b.observe(&[(2, at(9)), (2, at(9))]), vec![false, true]);
+        assert!(l.pending());
+        l.roll_back();
+        assert!(!l.pending());
+        assert_eq!(entries(&l), before);
+        // And what was rolled back counts again.
+        assert_eq!(run(&mut l, &[&[(2, at(0))]]), 1);
+    }
+
+    #[test]
+    fn a_commit_keeps_what_a_later_roll_back_cannot_undo() {
         let mut l = Ledger::new();
         run(&mut l, &[&[(1, at(0))]]);
-        let before = l.clone();
-        {
-            let mut b = l.begin();
-            assert_eq!(b.observe(&[(1, at(0)), (2, at(0))]), vec![false, true]);
-            // dropped: the cycle failed
-        }
-        assert_eq!(l, before);
+        let kept = entries(&l);
+        l.begin().observe(&[(2, at(1))]);
+        l.roll_back();
+        l.roll_back();
+        assert_eq!(entries(&l), kept);
+        assert!(!l.pending());
     }
 
     #[test]
     fn forgets_only_what_cannot_come_back() {
         let mut l = Ledger::new();
         run(&mut l, &[&[(1, at(0)), (2, at(5)), (3, at(10))]]);
-        assert_eq!(l.forget_before(at(5)), 1);
+        assert_eq!(l.commit(at(5)), 1);
         assert_eq!(l.len(), 2);
         // A later sighting keeps an identity by its latest wall time.
         run(&mut l, &[&[(2, at(20))]]);
-        assert_eq!(l.forget_before(at(15)), 1);
+        assert_eq!(l.commit(at(15)), 1);
         assert_eq!(l.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![2]);
     }
 
@@ -324,6 +398,36 @@ mod tests {
                 for c in covered.iter_mut().take(b + 1).skip(a) { *c = true; }
             }
             prop_assert_eq!(total, covered.iter().filter(|c| **c).count());
+        }
+
+        /// Rolling back leaves exactly what the last commit kept, whatever the parts
+        /// held: the ledger against a copy taken at each commit.
+        #[test]
+        fn a_roll_back_returns_to_the_last_commit(
+            parts in proptest::collection::vec(
+                (proptest::collection::vec((0u128..20, 0i8..30), 0..12), 0u8..3),
+                1..12,
+            ),
+        ) {
+            let mut l = Ledger::new();
+            let mut committed = entries(&l);
+            for (rows, what) in parts {
+                let rows: Vec<_> = rows.into_iter().map(|(id, m)| (id, at(m))).collect();
+                l.begin().observe(&rows);
+                match what {
+                    0 => {
+                        l.roll_back();
+                        prop_assert_eq!(entries(&l), committed.clone());
+                    }
+                    1 => {
+                        l.commit(at(10));
+                        committed = entries(&l);
+                    }
+                    _ => {} // still pending: the next part adds to it
+                }
+            }
+            l.roll_back();
+            prop_assert_eq!(entries(&l), committed);
         }
 
         /// With true duplicates: when every range that contains a copy contains all of

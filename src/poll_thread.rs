@@ -6,7 +6,8 @@
 //! multi-thread runtime each part ran on whichever worker polled the task, so every
 //! worker's arena grew to a part's size, and peak RSS for a 900,000-row first range
 //! varied from 55 to 70 MiB between runs. On one thread the parts reuse one arena
-//! (53.5 MiB every run; docs/performance.md, "A long first range"). The server stays on
+//! (53.5 MiB every run, 45–46 since the ledger and calls change in place;
+//! docs/performance.md, "A long first range"). The server stays on
 //! the multi-thread runtime, so a scrape never waits for a part being applied.
 
 use std::future::Future;

@@ -160,8 +160,6 @@ impl<'a> OpRun<'a> {
             );
             i = j;
         }
-        let changes = batch.into_changes();
-        self.ledger.commit(changes);
         summary.rows += new as u64;
         summary.duplicates += self.totals.duplicates - before;
         debug_assert!(rest.is_none_or(|r: Query| r.range.start == through));
@@ -194,7 +192,8 @@ impl<'a> OpRun<'a> {
         // do. `row_instant` already gives such a row to one part only; the ledger is
         // the second guard, and keeps only what a following query can still return.
         self.ledger
-            .forget_before(window::wall_floor(through, &self.op.zone));
+            .commit(window::wall_floor(through, &self.op.zone));
+
         Ok(())
     }
 }

@@ -1,10 +1,14 @@
 //! Calls: an operation's rows grouped by `conn_id` (the contract's "Calls").
 //!
 //! Pure, like the ledger: no clock, no I/O. New rows (after de-duplication) are
-//! [`Calls::observe`]d into open calls; when a part commits, [`Calls::close`] counts
-//! every call whose latest row the watermark has passed by `close_after`, once, into
-//! [`CallTotals`], and remembers its id for as long as a late row of it can still come,
-//! so that such a row counts as late instead of opening a second call.
+//! [`Calls::observe`]d into open calls, in place and journaled, so that
+//! [`Calls::roll_back`] undoes a part that fails. When a part commits,
+//! [`Calls::count_closing`] counts every call whose latest row the watermark has passed
+//! by `close_after`, once, into [`CallTotals`], and [`Calls::commit`] then closes them
+//! and remembers each id for as long as a late row of it can still come, so that such a
+//! row counts as late instead of opening a second call. Between the two the state is
+//! saved (`state::CallsView` writes what the commit will leave), so a failed save
+//! changes nothing.
 //!
 //! A row whose date does not read is placed at the end of the range it came in (as the
 //! ledger keeps it), so it can neither be a call's entry by accident nor close it early.
@@ -21,7 +25,7 @@ use jiff::civil::DateTime;
 pub use key::{CallId, CallKey};
 pub use totals::{CallOutcome, CallTotals, STEP_BUCKETS};
 
-use crate::ledger::{IdHasherBuilder, shrink_emptied};
+use crate::ledger::{IdHasherBuilder, shrink_emptied, shrink_journal};
 use crate::totals::{Histogram, LabelMap, OTHER, RpKey, Totals};
 use crate::wolkvox::row::{Outcome, Reading};
 
@@ -77,8 +81,29 @@ pub struct Calls {
     open: IdMap<OpenCall>,
     closed: IdMap<DateTime>,
     entries: Entries,
+    journal: Journal,
 }
 
+/// What [`Calls::observe`] changed since the last commit, to undo it.
+#[derive(Debug, Default)]
+struct Journal {
+    /// Calls opened: a catch-up's part opens up to 60,000, so only their ids are kept.
+    opened: Vec<CallId>,
+    /// Earlier states of calls that grew, oldest first.
+    grew: Vec<(CallId, OpenCall)>,
+}
+
+impl Journal {
+    /// Empties the journal; after a long part, gives its room back.
+    fn forget(&mut self) {
+        self.opened.clear();
+        self.grew.clear();
+        shrink_journal(&mut self.opened);
+        shrink_journal(&mut self.grew);
+    }
+}
+
+/// The calls with their pending changes; the copy has nothing pending.
 impl Clone for Calls {
     fn clone(&self) -> Self {
         Calls {
@@ -86,15 +111,8 @@ impl Clone for Calls {
             open: self.open.clone(),
             closed: self.closed.clone(),
             entries: self.entries.clone(),
+            journal: Journal::default(),
         }
-    }
-
-    // A cycle copies the committed calls once per part: reuse the tables' memory.
-    fn clone_from(&mut self, source: &Self) {
-        self.rules = Arc::clone(&source.rules);
-        self.open.clone_from(&source.open);
-        self.closed.clone_from(&source.closed);
-        self.entries.clone_from(&source.entries);
     }
 }
 
@@ -159,6 +177,7 @@ impl Calls {
             open: IdMap::default(),
             closed: IdMap::default(),
             entries: Entries::default(),
+            journal: Journal::default(),
         }
     }
 
@@ -190,6 +209,7 @@ impl Calls {
             open,
             closed: closed.into_iter().collect(),
             entries,
+            journal: Journal::default(),
         }
     }
 
@@ -253,6 +273,7 @@ impl Calls {
         let duration = r.duration.unwrap_or(0.0);
         match self.open.get_mut(&id) {
             Some(c) => {
+                self.journal.grew.push((id, c.clone()));
                 if date < c.first {
                     c.first = date;
                     if c.entry.0 != r.rp_id || c.entry.1 != r.rp_name {
@@ -281,34 +302,29 @@ impl Calls {
                         duration,
                     },
                 );
+                self.journal.opened.push(id);
                 Observed::Opened
             }
         }
     }
 
-    /// Closes every open call whose latest row is dated before `close_before` (the
-    /// watermark minus `close_after`, as a wall time), counting it into `t.calls`, and
-    /// forgets closed ids whose latest row is before `forget_before` (no late row of
-    /// theirs can be asked for any more). Returns how many calls closed.
+    /// Counts into `t.calls` every open call whose latest row is dated before
+    /// `close_before` (the watermark minus `close_after`, as a wall time), as
+    /// [`Calls::commit`] with the same `close_before` will close them. Returns how many.
     ///
     /// The entry's labels are those the routing point has in the row totals, which
     /// already hold every row of the call: `_other` when the routing point was folded.
-    pub fn close(
-        &mut self,
+    pub fn count_closing(
+        &self,
         close_before: DateTime,
-        forget_before: DateTime,
         t: &mut Totals,
         duration_bounds: &[f64],
     ) -> usize {
-        self.closed.retain(|_, last| *last >= forget_before);
-        let mut closed = 0;
+        let mut closing = 0;
         let calls = &mut t.calls;
         let known = &t.routing_points;
         let other: RpKey = (OTHER.to_string(), OTHER.to_string());
-        self.open.retain(|id, c| {
-            if c.last >= close_before {
-                return true;
-            }
+        for c in self.open.values().filter(|c| c.last < close_before) {
             let o = c.outcome().index();
             let label = if calls.by_entry.contains_key(&*c.entry) || known.contains_key(&*c.entry) {
                 &*c.entry
@@ -325,16 +341,62 @@ impl Calls {
             }
             observe(&mut calls.steps[o], &STEP_BUCKETS, f64::from(c.steps));
             observe(&mut calls.durations[o], duration_bounds, c.duration);
-            if c.last >= forget_before {
-                self.closed.insert(*id, c.last);
+            closing += 1;
+        }
+        closing
+    }
+
+    /// Keeps what was observed since the last commit, closes every open call whose
+    /// latest row is dated before `close_before` (counted by [`Calls::count_closing`]),
+    /// and forgets closed ids whose latest row is before `forget_before` (no late row
+    /// of theirs can be asked for any more).
+    pub fn commit(&mut self, close_before: DateTime, forget_before: DateTime) {
+        self.journal.forget();
+        self.closed.retain(|_, last| *last >= forget_before);
+        let closed = &mut self.closed;
+        self.open.retain(|id, c| {
+            if c.last >= close_before {
+                return true;
             }
-            closed += 1;
+            if c.last >= forget_before {
+                closed.insert(*id, c.last);
+            }
             false
         });
         shrink_emptied(&mut self.open);
         shrink_emptied(&mut self.closed);
         self.entries.keep_only(self.open.values());
+    }
+
+    /// [`Calls::count_closing`] and [`Calls::commit`] at once, where nothing can fail
+    /// between them. Returns how many calls closed.
+    pub fn close(
+        &mut self,
+        close_before: DateTime,
+        forget_before: DateTime,
+        t: &mut Totals,
+        duration_bounds: &[f64],
+    ) -> usize {
+        let closed = self.count_closing(close_before, t, duration_bounds);
+        self.commit(close_before, forget_before);
         closed
+    }
+
+    /// Undoes what was observed since the last commit.
+    pub fn roll_back(&mut self) {
+        let j = &mut self.journal;
+        for (id, c) in j.grew.drain(..).rev() {
+            self.open.insert(id, c);
+        }
+        for id in j.opened.drain(..) {
+            self.open.remove(&id);
+        }
+        j.forget();
+    }
+
+    /// Whether observed rows wait for a commit.
+    pub fn pending(&self) -> bool {
+        !self.journal.opened.is_empty() || !self.journal.grew.is_empty()
     }
 }
 

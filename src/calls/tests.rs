@@ -425,3 +425,80 @@ proptest! {
         prop_assert_eq!(t.calls.late_rows, 0);
     }
 }
+
+proptest! {
+    /// A part rolled back leaves exactly the calls of the last commit, and the next
+    /// commit counts as if the part had never come: against a copy taken at each
+    /// commit, with closes that do close calls in between.
+    #[test]
+    fn a_roll_back_returns_to_the_last_commit(
+        parts in prop::collection::vec((prop::collection::vec(arb_row(), 0..10), 0u8..3, 0i8..6), 1..10),
+    ) {
+        let mut calls = Calls::new(rules());
+        // The totals a cycle works on, and the last committed calls and totals.
+        let mut work = Totals::default();
+        let mut committed = (calls.clone(), work.clone());
+        for (rows, what, min) in parts {
+            feed(&mut calls, &mut work, &rows);
+            match what {
+                0 => {
+                    calls.roll_back();
+                    work = committed.1.clone();
+                    prop_assert!(!calls.pending());
+                    prop_assert_eq!(&calls, &committed.0);
+                }
+                1 => {
+                    let closing = calls.count_closing(at(min, 0), &mut work, &BOUNDS);
+                    let open = calls.open_len();
+                    calls.commit(at(min, 0), at(0, 0));
+                    prop_assert!(!calls.pending());
+                    prop_assert_eq!(calls.open_len(), open - closing);
+                    committed = (calls.clone(), work.clone());
+                }
+                _ => {} // pending: the next part's rows go on top
+            }
+        }
+        calls.roll_back();
+        prop_assert_eq!(&calls, &committed.0);
+        // What was committed is what the ground truth says of the committed rows.
+        calls.close(far(), at(0, 0), &mut committed.1, &BOUNDS);
+        prop_assert_eq!(calls.open_len(), 0);
+    }
+}
+
+/// What a part observed and a commit closed is undone by a roll back before the
+/// commit, including calls that grew, and a late row of a closed call stays late.
+#[test]
+fn a_roll_back_undoes_opened_and_grown_calls() {
+    let mut calls = Calls::new(rules());
+    let mut t = Totals::default();
+    feed(
+        &mut calls,
+        &mut t,
+        &[
+            row("a", "M", Outcome::HungUp, at(0, 0)),
+            row("b", "M", Outcome::Ok, at(0, 1)),
+        ],
+    );
+    calls.close(at(0, 1), at(0, 0), &mut t, &BOUNDS);
+    let before = calls.clone();
+    assert_eq!((before.open_len(), before.closed_len()), (1, 1));
+    let seen = feed(
+        &mut calls,
+        &mut t,
+        &[
+            row("b", "S", Outcome::HungUp, at(0, 0)),
+            row("c", "Q", Outcome::Ok, at(0, 2)),
+            row("a", "Q", Outcome::Ok, at(0, 3)),
+        ],
+    );
+    assert_eq!(seen, vec![Observed::Grew, Observed::Opened, Observed::Late]);
+    assert!(calls.pending());
+    calls.roll_back();
+    assert_eq!(calls, before);
+    let b = calls.open().map(|(_, c)| c.clone()).next();
+    assert_eq!(
+        b.map(|c| (c.entry.0.clone(), c.first, c.steps, c.last_result)),
+        Some(("M".to_string(), at(0, 1), 1, Outcome::Ok))
+    );
+}

@@ -45,7 +45,7 @@ fn body(n: usize) -> String {
 
 #[test]
 fn applies_new_rows_and_counts_copies_as_duplicates() {
-    let ledger = Ledger::new();
+    let mut ledger = Ledger::new();
     let mut batch = ledger.begin();
     let mut t = Totals::default();
     let b = body(3);
@@ -92,7 +92,7 @@ fn applies_new_rows_and_counts_copies_as_duplicates() {
 
 #[test]
 fn at_the_cap_asks_for_halves_and_applies_nothing() {
-    let ledger = Ledger::new();
+    let mut ledger = Ledger::new();
     let mut batch = ledger.begin();
     let mut t = Totals::default();
     let b = body(ROW_CAP);
@@ -143,7 +143,7 @@ fn answer(all: &[(String, String)], from: &str) -> String {
 #[test]
 fn at_the_cap_in_date_order_keeps_what_is_complete_and_asks_from_the_last_second() {
     let all = over_the_cap();
-    let ledger = Ledger::new();
+    let mut ledger = Ledger::new();
     let mut batch = ledger.begin();
     let mut t = Totals::default();
     let limits = Limits::default();
@@ -225,7 +225,7 @@ fn at_the_cap_out_of_order_or_undated_halves_and_applies_nothing() {
     let mut undated: Vec<String> = all[..ROW_CAP].iter().map(|(d, c)| row_json(d, c)).collect();
     undated[5] = row_json("yesterday", "x");
     for b in [envelope(&rows), envelope(&undated)] {
-        let ledger = Ledger::new();
+        let mut ledger = Ledger::new();
         let mut batch = ledger.begin();
         let mut t = Totals::default();
         let got = ingest(
@@ -297,7 +297,7 @@ fn ingest_agrees_with_rows_of_and_apply_rows() {
         transfers_per_routing_point: 1,
     };
     let (mut lean, mut plain) = (Totals::default(), Totals::default());
-    let (l1, l2) = (Ledger::new(), Ledger::new());
+    let (mut l1, mut l2) = (Ledger::new(), Ledger::new());
     let (mut b1, mut b2) = (l1.begin(), l2.begin());
     for _ in 0..2 {
         ingest(
@@ -324,15 +324,13 @@ fn ingest_agrees_with_rows_of_and_apply_rows() {
     }
     assert_eq!(lean, plain);
     assert_eq!((lean.rows, lean.duplicates), (6, 6));
-    let (mut l1, mut l2) = (l1.clone(), l2.clone());
-    l1.commit(b1.into_changes());
-    l2.commit(b2.into_changes());
+    drop((b1, b2));
     assert_eq!(l1, l2);
 }
 
 #[test]
 fn ingest_reads_envelopes_as_rows_of_does() {
-    let ledger = Ledger::new();
+    let mut ledger = Ledger::new();
     let mut batch = ledger.begin();
     let mut t = Totals::default();
     let mut go = |b: &[u8]| {
@@ -399,7 +397,7 @@ fn vendor_envelopes_read_as_rows() {
     bom.extend_from_slice(vendor);
     for (name, body) in [("string code", &vendor[..]), ("byte order mark", &bom[..])] {
         assert_eq!(rows_of(body).expect(name).len(), 3, "{name}");
-        let ledger = Ledger::new();
+        let mut ledger = Ledger::new();
         let mut batch = ledger.begin();
         let mut t = Totals::default();
         let got = ingest(
@@ -475,7 +473,7 @@ fn decode_errors_read_the_same_on_both_paths() {
 fn a_404_envelope_has_no_rows_whatever_its_data() {
     let body = br#"{"code":404,"msg":"4 records were found","data":[{"rp_id":"1","rp_name":"A","date":"2026-04-01 10:00:00","result":"ok","conn_id":"c1"}]}"#;
     assert!(rows_of(body).unwrap().is_empty());
-    let ledger = Ledger::new();
+    let mut ledger = Ledger::new();
     let mut batch = ledger.begin();
     let mut t = Totals::default();
     let got = ingest(

@@ -463,15 +463,15 @@ impl Poller {
         window::cycle_range(later, Some(w), self.origin, poll).map_or(w, |r| r.start)
     }
 
-    /// Saves the state as of `watermark` from the given tables: serialised here, where
-    /// they live, into `buf` (the poller's, reused by every save); written, synced and
-    /// renamed on the blocking pool. Returns when it was saved.
+    /// Saves the state as of `watermark` from the given totals and views of the ledger
+    /// and calls: serialised here, where they live; written, synced and renamed on the
+    /// blocking pool. Returns when it was saved.
     async fn save(
         &self,
         watermark: Option<Timestamp>,
         totals: &Totals,
-        ledger: &Ledger,
-        calls: &Calls,
+        ledger: LedgerView<'_>,
+        calls: CallsView<'_>,
     ) -> std::io::Result<Timestamp> {
         let c = self.metrics.counters();
         let (requests_day, requests_today) = self.requests();
@@ -484,14 +484,14 @@ impl Poller {
             saved_at,
             buckets: &self.bounds,
             totals: TotalsView(totals),
-            ledger: LedgerView(ledger),
+            ledger,
             api_requests: c.api_requests,
             poll_errors: c.poll_errors,
             window_splits: c.window_splits,
             state_save_failures: c.state_save_failures,
             requests_day,
             requests_today,
-            calls: CallsView(calls),
+            calls,
         };
         let unsynced = state::write(&self.state_path, &view)?;
         drop(view);
@@ -503,8 +503,13 @@ impl Poller {
 
     async fn save_current(&mut self) -> std::io::Result<Timestamp> {
         let totals = read_totals(&self.totals);
-        self.save(self.watermark, &totals, &self.ledger, &self.calls)
-            .await
+        self.save(
+            self.watermark,
+            &totals,
+            LedgerView::new(&self.ledger),
+            CallsView::new(&self.calls),
+        )
+        .await
     }
 
     fn backoff_base(&self) -> Duration {

@@ -1,28 +1,28 @@
-//! A cycle's answers into working copies of its poller's totals, ledger and calls,
-//! committed part by part.
+//! A cycle's answers into its poller, committed part by part.
 
 use super::*;
 
-/// A cycle's view of its poller: answers go into working copies of the totals and the
-/// ledger, and each commit saves them and makes them current.
+/// A cycle's view of its poller: answers go into a working copy of the totals (which
+/// `/metrics` reads) and straight into the ledger and the calls, which journal them;
+/// each commit saves them and makes them current. A cycle that ends before its last
+/// answers are committed (a failed part, a failed save, shutdown) undoes them: a
+/// failed part changes nothing.
 pub(super) struct CycleSink<'p> {
     poller: &'p mut Poller,
     totals: Totals,
-    ledger: Ledger,
-    calls: Calls,
 }
 
 impl<'p> CycleSink<'p> {
     pub(super) fn new(poller: &'p mut Poller) -> CycleSink<'p> {
         let totals = (*read_totals(&poller.totals)).clone();
-        let ledger = poller.ledger.clone();
-        let calls = poller.calls.clone();
-        CycleSink {
-            poller,
-            totals,
-            ledger,
-            calls,
-        }
+        CycleSink { poller, totals }
+    }
+}
+
+impl Drop for CycleSink<'_> {
+    fn drop(&mut self) {
+        self.poller.ledger.roll_back();
+        self.poller.calls.roll_back();
     }
 }
 
@@ -32,21 +32,18 @@ impl Sink for CycleSink<'_> {
     type Body = Decoder;
 
     fn take(&mut self, body: &mut Decoder, q: &Query) -> Result<Ingested, TakeError<CycleError>> {
-        let p = &*self.poller;
+        let p = &mut *self.poller;
         let answer = body.finish().map_err(TakeError::Api)?;
-        let mut batch = self.ledger.begin();
         let taken = ingest_answer(
             answer,
             q,
             &p.op.zone,
-            &mut batch,
+            &mut p.ledger.begin(),
             &mut self.totals,
-            &mut self.calls,
+            &mut p.calls,
             &p.limits,
             &p.bounds,
         );
-        let changes = batch.into_changes();
-        self.ledger.commit(changes);
         match taken {
             Ingested::Split(..) => {
                 p.metrics.window_split();
@@ -66,30 +63,34 @@ impl Sink for CycleSink<'_> {
 
     async fn commit(&mut self, through: Timestamp) -> Result<(), CycleError> {
         let p = &mut *self.poller;
-        // Forget what no later query can return: this cycle's next parts start at
-        // `through`, the next cycle at `through - settle` (or the origin).
+        // What the commit keeps, computed before the save, done only once it is saved:
+        // forget what no later query can return (this cycle's next parts start at
+        // `through`, the next cycle at `through - settle` or the origin), and close the
+        // calls whose latest row the watermark has passed by `close_after`; a closed id
+        // is kept while a row within `close_after` of its latest row can still be
+        // asked for.
         let next_start = p.next_start(through);
-        self.ledger
-            .forget_before(window::wall_floor(next_start, &p.op.zone));
-        // Calls whose latest row the watermark has passed by `close_after` are counted;
-        // a closed id is kept while a row within `close_after` of its latest row can
-        // still be asked for.
+        let floor = window::wall_floor(next_start, &p.op.zone);
         let close_after =
             SignedDuration::try_from(p.op.calls.close_after).unwrap_or(SignedDuration::MAX);
-        let closed = self.calls.close(
-            window::wall_floor(
-                through.saturating_sub(close_after).unwrap_or(through),
-                &p.op.zone,
-            ),
-            window::wall_floor(
-                next_start.saturating_sub(close_after).unwrap_or(next_start),
-                &p.op.zone,
-            ),
-            &mut self.totals,
-            &p.bounds,
+        let close_before = window::wall_floor(
+            through.saturating_sub(close_after).unwrap_or(through),
+            &p.op.zone,
         );
+        let forget_before = window::wall_floor(
+            next_start.saturating_sub(close_after).unwrap_or(next_start),
+            &p.op.zone,
+        );
+        let closed = p
+            .calls
+            .count_closing(close_before, &mut self.totals, &p.bounds);
         let saved = p
-            .save(Some(through), &self.totals, &self.ledger, &self.calls)
+            .save(
+                Some(through),
+                &self.totals,
+                LedgerView::committing(&p.ledger, floor),
+                CallsView::committing(&p.calls, close_before, forget_before),
+            )
             .await;
         let saved_at = match saved {
             Ok(at) => at,
@@ -102,6 +103,8 @@ impl Sink for CycleSink<'_> {
                 });
             }
         };
+        p.ledger.commit(floor);
+        p.calls.commit(close_before, forget_before);
         let before = read_totals(&p.totals);
         let added = status::Counts {
             rows: self.totals.rows.saturating_sub(before.rows),
@@ -111,8 +114,6 @@ impl Sink for CycleSink<'_> {
         p.tally.new_rows += added.rows;
         p.tally.duplicates += self.totals.duplicates.saturating_sub(before.duplicates);
         let from = p.watermark.unwrap_or(p.origin);
-        p.ledger.clone_from(&self.ledger);
-        p.calls.clone_from(&self.calls);
         p.watermark = Some(through);
         *write_lock(&p.totals) = Arc::new(self.totals.clone());
         p.metrics.committed(through, saved_at, p.ledger.len());

@@ -298,8 +298,7 @@ mod tests {
             (1 << 100, day(0, 2)),
             (7, day(0, 1)),
         ]);
-        let c = b.into_changes();
-        l.commit(c);
+        l.commit(DateTime::MIN);
         let open = |rp: &str, steps| OpenCall {
             entry: Arc::new((rp.to_string(), "Menú".to_string())),
             first: day(0, 0),
@@ -337,14 +336,14 @@ mod tests {
             saved_at: "2026-01-01T01:02:00Z".parse().unwrap(),
             buckets: &[5.0],
             totals: TotalsView(t),
-            ledger: LedgerView(l),
+            ledger: LedgerView::new(l),
             api_requests: BTreeMap::from([("200".into(), 3)]),
             poll_errors: BTreeMap::from([("decode".into(), 1)]),
             window_splits: 2,
             state_save_failures: 1,
             requests_day: Some(jiff::civil::date(2026, 1, 1)),
             requests_today: 3,
-            calls: CallsView(c),
+            calls: CallsView::new(c),
         }
     }
 
@@ -352,6 +351,31 @@ mod tests {
         let (t, l, c) = live();
         let bytes = serde_json::to_vec(&view(&t, &l, &c)).unwrap();
         serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// A commit saves before it forgets and closes: its views write what the commit
+    /// then leaves in memory, so a failed save has changed nothing.
+    #[test]
+    fn a_committing_view_writes_what_the_commit_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let (t, mut l, mut c) = live();
+        // Forgets identity u128::MAX - 5, closes every open call (latest row 00:05),
+        // keeps their ids and closed id 2, forgets closed id 9.
+        let (floor, close_before, forget_before) = (day(0, 1), day(0, 6), day(0, 4));
+        let mut v = view(&t, &l, &c);
+        v.ledger = LedgerView::committing(&l, floor);
+        v.calls = CallsView::committing(&c, close_before, forget_before);
+        let before = path(dir.path(), "before");
+        save(&before, &v).unwrap();
+        let before = load(&before).unwrap().unwrap();
+        assert_eq!(l.commit(floor), 1);
+        c.commit(close_before, forget_before);
+        let after = path(dir.path(), "after");
+        save(&after, &view(&t, &l, &c)).unwrap();
+        let after = load(&after).unwrap().unwrap();
+        assert_eq!(before, after);
+        assert_eq!(after.ledger.len(), 2);
+        assert_eq!((after.calls.open.len(), after.calls.closed.len()), (0, 4));
     }
 
     #[test]

@@ -115,11 +115,30 @@ impl Serialize for CallTotalsView<'_> {
 }
 
 /// `(identity, copies, keep_until)` sorted by identity (as the hex digits sort).
-pub struct LedgerView<'a>(pub &'a Ledger);
+pub struct LedgerView<'a> {
+    ledger: &'a Ledger,
+    floor: DateTime,
+}
+
+impl<'a> LedgerView<'a> {
+    /// Every identity the ledger remembers.
+    pub fn new(ledger: &'a Ledger) -> LedgerView<'a> {
+        LedgerView::committing(ledger, DateTime::MIN)
+    }
+
+    /// The ledger as [`Ledger::commit`] with `floor` will leave it.
+    pub fn committing(ledger: &'a Ledger, floor: DateTime) -> LedgerView<'a> {
+        LedgerView { ledger, floor }
+    }
+}
 
 impl Serialize for LedgerView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let seen = by_key(self.0.iter());
+        let seen = by_key(
+            self.ledger
+                .iter()
+                .filter(|(_, seen)| seen.keep_until >= self.floor),
+        );
         Seq(seen
             .iter()
             .map(|(id, Seen { count, keep_until })| (Hex(**id), count, keep_until)))
@@ -128,7 +147,31 @@ impl Serialize for LedgerView<'_> {
 }
 
 /// [`crate::calls::saved::SavedCalls`]: open calls and closed ids sorted by id.
-pub struct CallsView<'a>(pub &'a Calls);
+pub struct CallsView<'a> {
+    calls: &'a Calls,
+    close_before: DateTime,
+    forget_before: DateTime,
+}
+
+impl<'a> CallsView<'a> {
+    /// Every open call and closed id.
+    pub fn new(calls: &'a Calls) -> CallsView<'a> {
+        CallsView::committing(calls, DateTime::MIN, DateTime::MIN)
+    }
+
+    /// The calls as [`Calls::commit`] with the same arguments will leave them.
+    pub fn committing(
+        calls: &'a Calls,
+        close_before: DateTime,
+        forget_before: DateTime,
+    ) -> CallsView<'a> {
+        CallsView {
+            calls,
+            close_before,
+            forget_before,
+        }
+    }
+}
 
 #[derive(Serialize)]
 struct OpenCallView<'a> {
@@ -145,8 +188,17 @@ struct OpenCallView<'a> {
 
 impl Serialize for CallsView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let open = by_key(self.0.open());
-        let closed = by_key(self.0.closed());
+        let (close_before, forget_before) = (self.close_before, self.forget_before);
+        let open = by_key(self.calls.open().filter(|(_, c)| c.last >= close_before));
+        let closing = self.calls.open().filter_map(|(id, c)| {
+            (c.last < close_before && c.last >= forget_before).then_some((id, &c.last))
+        });
+        let closed = by_key(
+            self.calls
+                .closed()
+                .filter(|(_, last)| **last >= forget_before)
+                .chain(closing),
+        );
         let mut st = s.serialize_struct("SavedCalls", 2)?;
         st.serialize_field(
             "open",
