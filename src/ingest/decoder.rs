@@ -3,6 +3,9 @@
 //! one by one out of a buffer of a chunk and a partial row, and everything else (code,
 //! msg, error) is kept as text, the *skeleton*, and read when the answer ends.
 //!
+//! A row of the API's own shape is read by [`super::plain_row`]; any other goes
+//! through serde_json.
+//!
 //! It reads exactly what [`crate::wolkvox::row::decode`] reads from the whole body: a
 //! leading byte order mark skipped, invalid UTF-8 replaced (also when a character is
 //! split between chunks), the same field rules, and any error reported at its line and
@@ -15,6 +18,7 @@ use std::fmt::Write as _;
 use serde_json::Deserializer;
 
 use super::answer::{Answer, LeanEnvelope};
+use super::plain_row::plain_row;
 use super::{check_code, decode_error};
 use crate::wolkvox::ApiError;
 use crate::wolkvox::client::Receive;
@@ -390,6 +394,13 @@ impl Decoder {
                     if !last && self.pending.len() - at < self.retry_at {
                         self.state = State::Rows(next);
                         return Ok(at);
+                    }
+                    if let Some((row, len)) = plain_row(&self.pending[at..]) {
+                        self.answer.push(&row);
+                        at += len;
+                        self.retry_at = 0;
+                        next = Next::Separator;
+                        continue;
                     }
                     let mut rows =
                         Deserializer::from_str(&self.pending[at..]).into_iter::<RawRow<'_>>();

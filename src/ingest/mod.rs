@@ -35,6 +35,7 @@ use crate::wolkvox::{ApiError, Reason, classify, excerpt};
 
 mod answer;
 mod decoder;
+mod plain_row;
 #[cfg(test)]
 mod tests;
 
