@@ -14,6 +14,8 @@ use std::hash::{BuildHasher, Hasher};
 use jiff::civil::DateTime;
 use serde::{Deserialize, Serialize};
 
+use crate::journal::Journal;
+
 pub type RowId = u128;
 
 /// Hashing for maps keyed by [`RowId`] (or by another hash). Identities are already 128-bit hashes, so
@@ -95,27 +97,7 @@ pub struct Seen {
 #[derive(Debug, Default)]
 pub struct Ledger {
     seen: IdMap<Seen>,
-    journal: Journal,
-}
-
-/// The changes since the last commit, to undo them.
-#[derive(Debug, Default)]
-struct Journal {
-    /// Identities that were absent: a catch-up's part adds some 60,000, so only their
-    /// 16 bytes are kept.
-    added: Vec<RowId>,
-    /// Earlier values of identities that were present, oldest first.
-    was: Vec<(RowId, Seen)>,
-}
-
-impl Journal {
-    /// Empties the journal; after a long part, gives its room back.
-    fn forget(&mut self) {
-        self.added.clear();
-        self.was.clear();
-        shrink_journal(&mut self.added);
-        shrink_journal(&mut self.was);
-    }
+    journal: Journal<Seen>,
 }
 
 /// Equal when they remember the same identities (pending changes included).
@@ -189,19 +171,12 @@ impl Ledger {
 
     /// Undoes the changes since the last commit.
     pub fn roll_back(&mut self) {
-        let j = &mut self.journal;
-        for (id, s) in j.was.drain(..).rev() {
-            self.seen.insert(id, s);
-        }
-        for id in j.added.drain(..) {
-            self.seen.remove(&id);
-        }
-        j.forget();
+        self.journal.undo(&mut self.seen);
     }
 
     /// Whether changes wait for a commit.
     pub fn pending(&self) -> bool {
-        !self.journal.added.is_empty() || !self.journal.was.is_empty()
+        !self.journal.is_empty()
     }
 
     /// Every identity remembered, pending changes included.
@@ -214,13 +189,6 @@ impl Ledger {
             seen: entries.into_iter().collect(),
             journal: Journal::default(),
         }
-    }
-}
-
-/// A journal is as long as a part; after a long one, give its room back.
-pub(crate) fn shrink_journal<T>(v: &mut Vec<T>) {
-    if v.capacity() > 4096 {
-        *v = Vec::new();
     }
 }
 
@@ -266,13 +234,13 @@ impl Batch<'_> {
                         keep_until: prior.keep_until.max(keep_until),
                     };
                     if entry != prior {
-                        journal.was.push((id, prior));
+                        journal.changed(id, prior);
                         e.insert(entry);
                     }
                 }
                 Entry::Vacant(e) => {
                     fresh.push(true);
-                    journal.added.push(id);
+                    journal.added(id);
                     e.insert(Seen {
                         count: k,
                         keep_until,

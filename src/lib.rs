@@ -15,6 +15,7 @@ pub mod demo;
 pub mod fetch;
 pub mod fleet;
 pub mod ingest;
+mod journal;
 pub mod ledger;
 pub mod logging;
 pub mod metrics;

@@ -25,7 +25,8 @@ use jiff::civil::DateTime;
 pub use key::{CallId, CallKey};
 pub use totals::{CallOutcome, CallTotals, STEP_BUCKETS};
 
-use crate::ledger::{IdHasherBuilder, shrink_emptied, shrink_journal};
+use crate::journal::Journal;
+use crate::ledger::{IdHasherBuilder, shrink_emptied};
 use crate::totals::{Histogram, LabelMap, OTHER, RpKey, Totals};
 use crate::wolkvox::row::{Outcome, Reading};
 
@@ -81,26 +82,8 @@ pub struct Calls {
     open: IdMap<OpenCall>,
     closed: IdMap<DateTime>,
     entries: Entries,
-    journal: Journal,
-}
-
-/// What [`Calls::observe`] changed since the last commit, to undo it.
-#[derive(Debug, Default)]
-struct Journal {
-    /// Calls opened: a catch-up's part opens up to 60,000, so only their ids are kept.
-    opened: Vec<CallId>,
-    /// Earlier states of calls that grew, oldest first.
-    grew: Vec<(CallId, OpenCall)>,
-}
-
-impl Journal {
-    /// Empties the journal; after a long part, gives its room back.
-    fn forget(&mut self) {
-        self.opened.clear();
-        self.grew.clear();
-        shrink_journal(&mut self.opened);
-        shrink_journal(&mut self.grew);
-    }
+    /// What [`Calls::observe`] changed in `open` since the last commit.
+    journal: Journal<OpenCall>,
 }
 
 /// The calls with their pending changes; the copy has nothing pending.
@@ -273,7 +256,7 @@ impl Calls {
         let duration = r.duration.unwrap_or(0.0);
         match self.open.get_mut(&id) {
             Some(c) => {
-                self.journal.grew.push((id, c.clone()));
+                self.journal.changed(id, c.clone());
                 if date < c.first {
                     c.first = date;
                     if c.entry.0 != r.rp_id || c.entry.1 != r.rp_name {
@@ -302,7 +285,7 @@ impl Calls {
                         duration,
                     },
                 );
-                self.journal.opened.push(id);
+                self.journal.added(id);
                 Observed::Opened
             }
         }
@@ -384,19 +367,12 @@ impl Calls {
 
     /// Undoes what was observed since the last commit.
     pub fn roll_back(&mut self) {
-        let j = &mut self.journal;
-        for (id, c) in j.grew.drain(..).rev() {
-            self.open.insert(id, c);
-        }
-        for id in j.opened.drain(..) {
-            self.open.remove(&id);
-        }
-        j.forget();
+        self.journal.undo(&mut self.open);
     }
 
     /// Whether observed rows wait for a commit.
     pub fn pending(&self) -> bool {
-        !self.journal.opened.is_empty() || !self.journal.grew.is_empty()
+        !self.journal.is_empty()
     }
 }
 
