@@ -49,6 +49,41 @@ impl Serialize for Hex {
     }
 }
 
+/// A date and time as jiff writes it (`2026-12-02T10:00:00`), without the formatting
+/// machinery for the common case: every open call and closed id has one or two, and
+/// jiff's `Display` was a quarter of writing the state file. Anything with a fraction
+/// of a second or a year outside 0..=9999 goes through `Display` as before.
+#[derive(Clone, Copy)]
+struct Civil(DateTime);
+
+impl Serialize for Civil {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.0;
+        let Ok(year) = u16::try_from(d.year()) else {
+            return d.serialize(s);
+        };
+        if year > 9999 || d.subsec_nanosecond() != 0 {
+            return d.serialize(s);
+        }
+        let mut buf = *b"0000-00-00T00:00:00";
+        let mut put = |at: usize, v: u16, digits: usize| {
+            let mut v = v;
+            for i in (at..at + digits).rev() {
+                buf[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, year, 4);
+        // jiff's components are in range (month 1..=12 and so on): never negative.
+        put(5, d.month().unsigned_abs().into(), 2);
+        put(8, d.day().unsigned_abs().into(), 2);
+        put(11, d.hour().unsigned_abs().into(), 2);
+        put(14, d.minute().unsigned_abs().into(), 2);
+        put(17, d.second().unsigned_abs().into(), 2);
+        s.serialize_str(std::str::from_utf8(&buf).map_err(S::Error::custom)?)
+    }
+}
+
 /// [`super::SavedTotals`]: routing points sorted by `(rp_id, rp_name)`.
 pub struct TotalsView<'a>(pub &'a Totals);
 
@@ -141,7 +176,7 @@ impl Serialize for LedgerView<'_> {
         );
         Seq(seen
             .iter()
-            .map(|(id, Seen { count, keep_until })| (Hex(**id), count, keep_until)))
+            .map(|(id, Seen { count, keep_until })| (Hex(**id), count, Civil(*keep_until))))
         .serialize(s)
     }
 }
@@ -178,8 +213,8 @@ struct OpenCallView<'a> {
     id: Hex,
     rp_id: &'a str,
     rp_name: &'a str,
-    first: DateTime,
-    last: DateTime,
+    first: Civil,
+    last: Civil,
     last_result: Outcome,
     served: bool,
     steps: u32,
@@ -206,8 +241,8 @@ impl Serialize for CallsView<'_> {
                 id: Hex(**id),
                 rp_id: &c.entry.0,
                 rp_name: &c.entry.1,
-                first: c.first,
-                last: c.last,
+                first: Civil(c.first),
+                last: Civil(c.last),
                 last_result: c.last_result,
                 served: c.served,
                 steps: c.steps,
@@ -216,7 +251,7 @@ impl Serialize for CallsView<'_> {
         )?;
         st.serialize_field(
             "closed",
-            &Seq(closed.iter().map(|(id, last)| (Hex(**id), last))),
+            &Seq(closed.iter().map(|(id, last)| (Hex(**id), Civil(**last)))),
         )?;
         st.end()
     }
@@ -250,6 +285,38 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jiff::civil::date;
+
+    #[test]
+    fn civil_writes_what_jiff_writes() {
+        let mut times = vec![
+            DateTime::MIN,
+            DateTime::MAX,
+            date(0, 1, 1).at(0, 0, 0, 0),
+            date(-1, 12, 31).at(23, 59, 59, 0),
+            date(9999, 12, 31).at(23, 59, 59, 0),
+            date(999, 2, 3).at(4, 5, 6, 0),
+            date(2026, 12, 2).at(10, 0, 0, 0),
+            date(2026, 12, 2).at(10, 0, 0, 1),
+            date(2026, 12, 2).at(10, 0, 0, 500_000_000),
+        ];
+        // Every second of a day, at every month's ends, over a leap year.
+        let mut t = date(2024, 1, 1).at(0, 0, 0, 0);
+        while t < date(2025, 1, 2).at(0, 0, 0, 0) {
+            times.push(t);
+            t = t
+                .checked_add(jiff::SignedDuration::from_secs(86_400 + 3_599))
+                .unwrap();
+        }
+        let day = date(2026, 3, 8).at(0, 0, 0, 0);
+        times.extend((0..86_400).map(|s| day + jiff::SignedDuration::from_secs(s)));
+        for t in times {
+            assert_eq!(
+                serde_json::to_string(&Civil(t)).unwrap(),
+                serde_json::to_string(&t).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn hex_is_32_lowercase_digits_as_format_writes_them() {
