@@ -14,7 +14,7 @@ use super::keep_until;
 use crate::calls::Calls;
 use crate::config::Limits;
 use crate::ledger::{Batch, IdHasherBuilder, RowId};
-use crate::totals::Totals;
+use crate::totals::{LabelSet, SetRow, Totals};
 use crate::window::Query;
 use crate::wolkvox::row::{Field, MAX_LABEL_LEN, Outcome, RawRow, Reading};
 
@@ -32,20 +32,11 @@ pub(super) struct Item {
     conn: Option<u128>,
 }
 
-/// A row's label values, as [`RawRow::read`] gives them.
-#[derive(Debug, PartialEq)]
-struct Labels {
-    rp_id: String,
-    rp_name: String,
-    option: Option<String>,
-    transfer: Option<String>,
-}
-
 /// A decoded answer's rows, as [`Item`]s.
 #[derive(Debug, Default)]
 pub struct Answer {
     pub(super) items: Vec<Item>,
-    labels: Vec<Labels>,
+    labels: Vec<LabelSet>,
     interner: Interner,
 }
 
@@ -97,6 +88,7 @@ impl Answer {
         bounds: &[f64],
     ) -> usize {
         let mut fresh = Vec::with_capacity(items.len());
+        batch.reserve(items.len());
         let dated_in_order = items
             .windows(2)
             .all(|w| w[0].date.is_some() && w[0].date <= w[1].date);
@@ -118,7 +110,7 @@ impl Answer {
         // at once (a catch-up's answer opens up to 60,000 calls).
         calls.reserve(items.len());
         let mut new = 0;
-        for (item, is_new) in items.iter().zip(fresh) {
+        for (item, is_new) in items.iter().zip(&fresh) {
             if !is_new {
                 next.duplicates += 1;
                 continue;
@@ -135,7 +127,6 @@ impl Answer {
                 duration: item.duration,
                 date: item.date,
             };
-            next.apply(&reading, limits, bounds);
             calls.observe(
                 item.conn,
                 &reading,
@@ -144,6 +135,19 @@ impl Answer {
             );
             new += 1;
         }
+        // The routing points' counts after the calls': neither reads the other's.
+        let rows = items.iter().zip(&fresh).filter(|(_, is_new)| **is_new);
+        next.apply_sets(
+            &self.labels,
+            rows.map(|(item, _)| SetRow {
+                set: item.labels,
+                outcome: item.outcome,
+                duration: item.duration,
+                dated: item.date.is_some(),
+            }),
+            limits,
+            bounds,
+        );
         new
     }
 }
@@ -185,9 +189,9 @@ impl Interner {
         xxhash_rust::xxh3::xxh3_64(&buf[..at])
     }
 
-    fn index(&mut self, table: &mut Vec<Labels>, r: &Reading<'_>) -> u32 {
+    fn index(&mut self, table: &mut Vec<LabelSet>, r: &Reading<'_>) -> u32 {
         let hash = Interner::hash(r);
-        let same = |l: &Labels| {
+        let same = |l: &LabelSet| {
             l.rp_id == r.rp_id
                 && l.rp_name == r.rp_name
                 && l.option.as_deref() == r.option.as_deref()
@@ -203,7 +207,7 @@ impl Interner {
             at = self.chain.get(at as usize).copied().unwrap_or(NONE);
         }
         let i = u32::try_from(table.len()).unwrap_or(NONE - 1);
-        table.push(Labels {
+        table.push(LabelSet {
             rp_id: r.rp_id.to_string(),
             rp_name: r.rp_name.to_string(),
             option: r.option.as_deref().map(str::to_string),

@@ -11,6 +11,9 @@ use crate::calls::CallTotals;
 use crate::config::Limits;
 use crate::wolkvox::row::Reading;
 
+mod sets;
+pub use sets::{LabelSet, SetRow};
+
 /// A map keyed by label values. foldhash, not std's SipHash: hashing the labels was
 /// most of applying a row (5-6% of a catch-up's CPU), and every such map is capped by
 /// [`Limits`], so flooding one with colliding keys buys nothing.
