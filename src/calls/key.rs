@@ -19,7 +19,7 @@ pub type CallId = u128;
 
 /// The unkeyed digest of a trimmed, non-empty `conn_id`; `None` for a row without one.
 pub fn digest(conn_id: &str) -> Option<u128> {
-    let c = conn_id.trim();
+    let c = crate::wolkvox::row::trim(conn_id);
     (!c.is_empty()).then(|| xxhash_rust::xxh3::xxh3_128(c.as_bytes()))
 }
 

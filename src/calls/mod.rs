@@ -17,6 +17,7 @@ pub mod key;
 pub mod saved;
 pub mod totals;
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -254,8 +255,10 @@ impl Calls {
         let served = r.option.as_deref().is_some_and(|o| ss.options.contains(o))
             || r.transfer.is_some_and(|d| ss.transfers.contains(d));
         let duration = r.duration.unwrap_or(0.0);
-        match self.open.get_mut(&id) {
-            Some(c) => {
+        // One probe of the table, whether the call is new or not.
+        match self.open.entry(id) {
+            Entry::Occupied(mut e) => {
+                let c = e.get_mut();
                 self.journal.changed(id, c.clone());
                 if date < c.first {
                     c.first = date;
@@ -272,19 +275,16 @@ impl Calls {
                 c.duration += duration;
                 Observed::Grew
             }
-            None => {
-                self.open.insert(
-                    id,
-                    OpenCall {
-                        entry: self.entries.get(r.rp_id, r.rp_name),
-                        first: date,
-                        last: date,
-                        last_result: r.outcome,
-                        served,
-                        steps: 1,
-                        duration,
-                    },
-                );
+            Entry::Vacant(e) => {
+                e.insert(OpenCall {
+                    entry: self.entries.get(r.rp_id, r.rp_name),
+                    first: date,
+                    last: date,
+                    last_result: r.outcome,
+                    served,
+                    steps: 1,
+                    duration,
+                });
                 self.journal.added(id);
                 Observed::Opened
             }

@@ -224,16 +224,22 @@ struct OpenCallView<'a> {
 impl Serialize for CallsView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (close_before, forget_before) = (self.close_before, self.forget_before);
-        let open = by_key(self.calls.open().filter(|(_, c)| c.last >= close_before));
-        let closing = self.calls.open().filter_map(|(id, c)| {
-            (c.last < close_before && c.last >= forget_before).then_some((id, &c.last))
-        });
-        let closed = by_key(
+        // One walk over the open calls (before a catch-up's commit, a part's worth):
+        // those that stay open, and those that close but are still remembered.
+        let (mut open, mut closed) = (Vec::new(), Vec::new());
+        for (id, c) in self.calls.open() {
+            if c.last >= close_before {
+                open.push((id, c));
+            } else if c.last >= forget_before {
+                closed.push((id, &c.last));
+            }
+        }
+        closed.extend(
             self.calls
                 .closed()
-                .filter(|(_, last)| **last >= forget_before)
-                .chain(closing),
+                .filter(|(_, last)| **last >= forget_before),
         );
+        let (open, closed) = (sorted(open), sorted(closed));
         let mut st = s.serialize_struct("SavedCalls", 2)?;
         st.serialize_field(
             "open",
@@ -260,7 +266,10 @@ impl Serialize for CallsView<'_> {
 /// A map's entries in key order: the same tables always give the same file (keys are
 /// unique, so an unstable sort is enough).
 fn by_key<'a, K: Ord, V>(entries: impl Iterator<Item = (&'a K, &'a V)>) -> Vec<(&'a K, &'a V)> {
-    let mut v: Vec<_> = entries.collect();
+    sorted(entries.collect())
+}
+
+fn sorted<'a, K: Ord, V>(mut v: Vec<(&'a K, &'a V)>) -> Vec<(&'a K, &'a V)> {
     v.sort_unstable_by(|a, b| a.0.cmp(b.0));
     v
 }

@@ -274,7 +274,7 @@ impl Outcome {
 /// `result`: trimmed, lower-cased, `_` read as a space. Read word by word without
 /// building a lower-cased copy: this runs once per row.
 pub fn parse_result(s: &str) -> Outcome {
-    let s = s.trim();
+    let s = trim(s);
     if s.eq_ignore_ascii_case("ok") {
         return Outcome::Ok;
     }
@@ -294,7 +294,7 @@ pub fn parse_result(s: &str) -> Outcome {
 
 /// `cod_opc_menu`: trimmed; `PULSE` in any case becomes `PULSE`; empty is no option.
 pub fn parse_option(s: &str) -> Option<Cow<'_, str>> {
-    let s = s.trim();
+    let s = trim(s);
     if s.is_empty() {
         None
     } else if s.eq_ignore_ascii_case("PULSE") {
@@ -307,7 +307,7 @@ pub fn parse_option(s: &str) -> Option<Cow<'_, str>> {
 /// `time`: integer or decimal seconds, `HH:MM:SS`, `H:MM:SS` or `MM:SS`. `None` when
 /// unparseable or negative.
 pub fn parse_duration(s: &str) -> Option<f64> {
-    let s = s.trim();
+    let s = trim(s);
     if s.is_empty() {
         return None;
     }
@@ -348,7 +348,7 @@ pub fn parse_duration(s: &str) -> Option<f64> {
 /// `date`: `YYYY-mm-dd HH:MM:SS`, `YYYYmmddHHiiss`, `YYYY-mm-ddTHH:MM:SS` or
 /// `YYYYmmddHH`, as local wall time.
 pub fn parse_date(s: &str) -> Option<DateTime> {
-    let s = s.trim();
+    let s = trim(s);
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let part = b.get(r)?;
@@ -403,7 +403,7 @@ pub fn parse_date(s: &str) -> Option<DateTime> {
 
 /// Trims and caps a label value at [`MAX_LABEL_LEN`] bytes on a character boundary.
 pub fn label_value(s: &str) -> &str {
-    let s = s.trim();
+    let s = trim(s);
     if s.len() <= MAX_LABEL_LEN {
         return s;
     }
@@ -414,6 +414,21 @@ pub fn label_value(s: &str) -> &str {
     // The cut can land just after a space: trim again, or the label ends in one
     // (found by the fuzz target, fuzz/fuzz_targets/check.rs).
     s[..end].trim_end()
+}
+
+/// [`str::trim`], with a quick answer for the usual field, which starts and ends with
+/// a visible ASCII character: a row's fields are trimmed nine times, and the general
+/// trim decodes a character at each end (2% of a catch-up's CPU).
+pub fn trim(s: &str) -> &str {
+    // ASCII bytes that are not `char::is_whitespace` (which, unlike
+    // `u8::is_ascii_whitespace`, includes the vertical tab).
+    let visible = |b: &u8| b.is_ascii() && !b.is_ascii_whitespace() && *b != 0x0b;
+    let b = s.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(a), Some(z)) if visible(a) && visible(z) => s,
+        (None, _) => s,
+        _ => s.trim(),
+    }
 }
 
 /// A row read for the metrics: label values (capped), outcome, option, transfer,

@@ -2,6 +2,24 @@ use super::*;
 use jiff::civil::date;
 
 #[test]
+fn trim_is_str_trim() {
+    // Every character below 0x3000 (all of ASCII, Latin-1's NBSP, the Unicode spaces
+    // up to U+205F) alone, at either end and at both, around a visible letter.
+    for c in (0u32..0x3000).filter_map(char::from_u32) {
+        for s in [
+            format!("{c}"),
+            format!("{c}a"),
+            format!("a{c}"),
+            format!("{c}a{c}"),
+            format!("{c}{c}"),
+        ] {
+            assert_eq!(trim(&s), s.trim(), "{s:?}");
+        }
+    }
+    assert_eq!(trim(""), "");
+}
+
+#[test]
 fn results() {
     for (s, want) in [
         ("ok", Outcome::Ok),
@@ -216,6 +234,11 @@ proptest::proptest! {
     fn durations_never_take_four_parts(a in 0u32..99, b in 0u32..60, c in 0u32..60, d in 0u32..60) {
         proptest::prop_assert_eq!(parse_duration(&format!("{a}:{b}:{c}:{d}")), None);
         proptest::prop_assert_eq!(parse_duration(&format!("{a}:{b:02}:{c:02}:")), None);
+    }
+
+    #[test]
+    fn trim_agrees_with_str_trim(s in "[ \t\u{a0}\u{3000}\u{b}\u{1c}a-z\u{e1}]{0,8}") {
+        proptest::prop_assert_eq!(trim(&s), s.trim());
     }
 
     #[test]
