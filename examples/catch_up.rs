@@ -141,6 +141,7 @@ async fn plain_decode(sim_url: &str, reqs: &[RequestRecord]) -> Result<(f64, usi
 async fn wait_done(
     addr: &str,
     pid: u32,
+    state_file: &Path,
     rows: f64,
     stop_after_parts: Option<usize>,
 ) -> Result<(String, u64, usize, Vec<u64>), String> {
@@ -149,14 +150,33 @@ async fn wait_done(
     // The high-water mark as each part is committed: flat when memory is bounded by a
     // part, rising when something grows with the range.
     let mut by_part = Vec::new();
-    // Plain text and a few scrapes a second: the measurement should cost the exporter
-    // little of the CPU it measures.
+    // The measurement should cost the exporter little of the CPU it measures: memory
+    // is read from /proc, and /metrics (plain text) is scraped only when the state file
+    // changed (a part was committed), or once a second.
     let client = reqwest::Client::builder()
         .no_gzip()
         .build()
         .map_err(|e| e.to_string())?;
+    let written = |path: &Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    };
+    let (mut seen, mut scraped, mut again) = (None, Instant::now(), true);
+    let mut text = String::new();
     loop {
-        let (_, text) = get_with(&client, &format!("http://{addr}/metrics")).await?;
+        let now_written = written(state_file);
+        // The file is saved just before the metrics move: look again once after a
+        // change too.
+        let changed = now_written != seen;
+        if changed || again || scraped.elapsed() >= Duration::from_secs(1) {
+            again = changed;
+            seen = now_written;
+            scraped = Instant::now();
+            text = get_with(&client, &format!("http://{addr}/metrics"))
+                .await?
+                .1;
+        }
         let mark = metric_sum(&text, "wolkvox_last_window_end_timestamp_seconds");
         if mark != last_mark {
             if last_mark >= 0.0 {
@@ -178,7 +198,7 @@ async fn wait_done(
         if started.elapsed() > Duration::from_secs(600) {
             return Err("the catch-up took over 10 minutes".into());
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -216,7 +236,9 @@ async fn run() -> Result<(), String> {
     let started = Instant::now();
     let mut exp = start_exporter(&bin, &config, &quiet)?;
     let pid = exp.child.id();
-    let (text, peak, parts, by_part) = wait_done(&exp.addr, pid, n as f64, kill_after).await?;
+    let state_file = dir.join("state").join("acme.json");
+    let (text, peak, parts, by_part) =
+        wait_done(&exp.addr, pid, &state_file, n as f64, kill_after).await?;
     let (cpu, _, _) = sample(pid, ticks)?;
     let first_requests = report_requests(&sim);
     if let Some(k) = kill_after {
@@ -229,7 +251,7 @@ async fn run() -> Result<(), String> {
         );
         let mut again = start_exporter(&bin, &config, &quiet)?;
         let (text, peak2, parts2, _) =
-            wait_done(&again.addr, again.child.id(), n as f64, None).await?;
+            wait_done(&again.addr, again.child.id(), &state_file, n as f64, None).await?;
         let all = report_requests(&sim);
         println!(
             "after the restart: {} report requests, {parts2} parts; rows {} (duplicates {}), peak RSS {:.1} MiB",
@@ -242,9 +264,7 @@ async fn run() -> Result<(), String> {
     } else {
         let elapsed = started.elapsed();
         let (plain, plain_rows) = plain_decode(&sim_url, &first_requests).await?;
-        let state_bytes = std::fs::metadata(dir.join("state").join("acme.json"))
-            .map(|m| m.len())
-            .unwrap_or(0);
+        let state_bytes = std::fs::metadata(&state_file).map(|m| m.len()).unwrap_or(0);
         println!(
             "{n} rows: {} report requests, {parts} parts seen, rows counted {}, identities remembered {}, peak RSS {:.1} MiB, exporter CPU {cpu:.2} s, {:.1} s wall",
             first_requests.len(),
