@@ -181,17 +181,23 @@ impl Calls {
         closed: impl IntoIterator<Item = (CallId, DateTime)>,
     ) -> Calls {
         let mut entries = Entries::default();
-        let open = open
+        let open: IdMap<OpenCall> = open
             .into_iter()
             .map(|(id, mut c)| {
                 c.entry = entries.get(&c.entry.0, &c.entry.1);
                 (id, c)
             })
             .collect();
+        // A call is open or closed, never both ([`Calls::observe`] relies on it); a
+        // file that says both keeps it open.
+        let closed = closed
+            .into_iter()
+            .filter(|(id, _)| !open.contains_key(id))
+            .collect();
         Calls {
             rules,
             open,
-            closed: closed.into_iter().collect(),
+            closed,
             entries,
             journal: Journal::default(),
         }
@@ -247,13 +253,11 @@ impl Calls {
             return Observed::NoCall;
         };
         let id = self.rules.key.id(digest);
-        if self.closed.contains_key(&id) {
-            t.late_rows += 1;
-            return Observed::Late;
-        }
         let ss = &self.rules.self_service;
-        let served = r.option.as_deref().is_some_and(|o| ss.options.contains(o))
-            || r.transfer.is_some_and(|d| ss.transfers.contains(d));
+        let served = || {
+            r.option.as_deref().is_some_and(|o| ss.options.contains(o))
+                || r.transfer.is_some_and(|d| ss.transfers.contains(d))
+        };
         let duration = r.duration.unwrap_or(0.0);
         // One probe of the table, whether the call is new or not.
         match self.open.entry(id) {
@@ -270,10 +274,15 @@ impl Calls {
                     c.last = date;
                     c.last_result = r.outcome;
                 }
-                c.served |= served;
+                c.served |= served();
                 c.steps = c.steps.saturating_add(1);
                 c.duration += duration;
                 Observed::Grew
+            }
+            // Open and closed ids never overlap: only a call not open can be closed.
+            Entry::Vacant(_) if self.closed.contains_key(&id) => {
+                t.late_rows += 1;
+                Observed::Late
             }
             Entry::Vacant(e) => {
                 e.insert(OpenCall {
@@ -281,7 +290,7 @@ impl Calls {
                     first: date,
                     last: date,
                     last_result: r.outcome,
-                    served,
+                    served: served(),
                     steps: 1,
                     duration,
                 });
@@ -303,28 +312,38 @@ impl Calls {
         t: &mut Totals,
         duration_bounds: &[f64],
     ) -> usize {
-        let mut closing = 0;
+        // Counted by entry first, labels resolved once per entry after: a catch-up's
+        // part closes tens of thousands of calls that entered at a few hundred.
+        let mut by_entry: HashMap<usize, (&RpKey, [u64; 4]), IdHasherBuilder> = HashMap::default();
         let calls = &mut t.calls;
-        let known = &t.routing_points;
-        let other: RpKey = (OTHER.to_string(), OTHER.to_string());
+        let mut closing = 0;
         for c in self.open.values().filter(|c| c.last < close_before) {
             let o = c.outcome().index();
-            let label = if calls.by_entry.contains_key(&*c.entry) || known.contains_key(&*c.entry) {
-                &*c.entry
-            } else {
-                &other
-            };
-            match calls.by_entry.get_mut(label) {
-                Some(counts) => counts[o] += 1,
-                None => {
-                    let mut counts = [0; 4];
-                    counts[o] = 1;
-                    calls.by_entry.insert(label.clone(), counts);
-                }
-            }
+            by_entry
+                .entry(Arc::as_ptr(&c.entry).addr())
+                .or_insert((&*c.entry, [0; 4]))
+                .1[o] += 1;
             observe(&mut calls.steps[o], &STEP_BUCKETS, f64::from(c.steps));
             observe(&mut calls.durations[o], duration_bounds, c.duration);
             closing += 1;
+        }
+        let known = &t.routing_points;
+        let other: RpKey = (OTHER.to_string(), OTHER.to_string());
+        for (entry, n) in by_entry.into_values() {
+            // Adding to `_other` never makes an entry known: each resolves as it would
+            // call by call.
+            let label = if calls.by_entry.contains_key(entry) || known.contains_key(entry) {
+                entry
+            } else {
+                &other
+            };
+            let counts = match calls.by_entry.get_mut(label) {
+                Some(counts) => counts,
+                None => calls.by_entry.entry(label.clone()).or_default(),
+            };
+            for (total, add) in counts.iter_mut().zip(n) {
+                *total += add;
+            }
         }
         closing
     }

@@ -502,3 +502,100 @@ fn a_roll_back_undoes_opened_and_grown_calls() {
         Some(("M".to_string(), at(0, 1), 1, Outcome::Ok))
     );
 }
+
+/// [`Calls::count_closing`] as it was first written, call by call: the reference the
+/// count by entry must agree with.
+fn count_call_by_call(calls: &Calls, close_before: DateTime, t: &mut Totals) -> usize {
+    let mut closing = 0;
+    let other: RpKey = (OTHER.to_string(), OTHER.to_string());
+    for c in calls.open.values().filter(|c| c.last < close_before) {
+        let o = c.outcome().index();
+        let known =
+            t.calls.by_entry.contains_key(&*c.entry) || t.routing_points.contains_key(&*c.entry);
+        let label = if known {
+            (*c.entry).clone()
+        } else {
+            other.clone()
+        };
+        t.calls.by_entry.entry(label).or_insert([0; 4])[o] += 1;
+        observe(&mut t.calls.steps[o], &STEP_BUCKETS, f64::from(c.steps));
+        observe(&mut t.calls.durations[o], &BOUNDS, c.duration);
+        closing += 1;
+    }
+    closing
+}
+
+proptest! {
+    /// Counted by entry or call by call, the closing calls add the same: with entries
+    /// folded in the row totals, some counted before, and `_other` a routing point too.
+    #[test]
+    fn closing_by_entry_is_closing_call_by_call(
+        rows in prop::collection::vec(arb_row(), 0..60),
+        folded in prop::collection::vec(prop::sample::select(vec!["M", "S", "Q", OTHER]), 0..3),
+        counted in prop::collection::vec(prop::sample::select(vec!["M", "S", "Q", OTHER]), 0..3),
+        min in 0i8..6,
+    ) {
+        let mut calls = Calls::new(rules());
+        let mut t = Totals::default();
+        feed(&mut calls, &mut t, &rows);
+        for rp in folded {
+            t.routing_points.remove(&(rp.to_string(), rp.to_string()));
+        }
+        for rp in counted {
+            t.calls.by_entry.insert((rp.to_string(), rp.to_string()), [1, 0, 2, 0]);
+        }
+        let mut reference = t.clone();
+        let expected = count_call_by_call(&calls, at(min, 0), &mut reference);
+        prop_assert_eq!(calls.count_closing(at(min, 0), &mut t, &BOUNDS), expected);
+        prop_assert_eq!(t, reference);
+    }
+}
+
+#[test]
+fn closing_counts_each_entry_once_with_every_call_of_it() {
+    let mut calls = Calls::new(rules());
+    let mut t = Totals::default();
+    let rows: Vec<Row> = ["c1", "c2", "c3", "c4", "c5"]
+        .iter()
+        .zip(["M", "S", "M", "Q", "M"])
+        .enumerate()
+        .map(|(i, (c, rp))| {
+            let result = if i % 2 == 0 {
+                Outcome::Ok
+            } else {
+                Outcome::HungUp
+            };
+            row(c, rp, result, at(0, i as i8))
+        })
+        .collect();
+    feed(&mut calls, &mut t, &rows);
+    // Q's rows were folded into `_other`.
+    t.routing_points.remove(&("Q".to_string(), "Q".to_string()));
+    assert_eq!(calls.count_closing(far(), &mut t, &BOUNDS), 5);
+    assert_eq!(
+        counts(&t),
+        BTreeMap::from([
+            (("M".to_string(), "agent"), 3),
+            ((OTHER.to_string(), "abandoned"), 1),
+            (("S".to_string(), "abandoned"), 1),
+        ])
+    );
+    assert_eq!(t.calls.steps.iter().map(|h| h.count).sum::<u64>(), 5);
+}
+
+#[test]
+fn a_call_saved_both_open_and_closed_stays_open() {
+    let mut calls = Calls::new(rules());
+    let mut t = Totals::default();
+    feed(&mut calls, &mut t, &[row("c1", "M", Outcome::Ok, at(0, 0))]);
+    let open: Vec<_> = calls.open().map(|(i, c)| (*i, c.clone())).collect();
+    let closed = open.iter().map(|(i, c)| (*i, c.last));
+    let mut restored = Calls::restore(rules(), open.clone(), closed);
+    assert_eq!((restored.open_len(), restored.closed_len()), (1, 0));
+    let seen = feed(
+        &mut restored,
+        &mut t,
+        &[row("c1", "M", Outcome::HungUp, at(0, 1))],
+    );
+    assert_eq!((seen, t.calls.late_rows), (vec![Observed::Grew], 0));
+}
