@@ -16,6 +16,7 @@ use crate::calls::saved::{SavedCallTotals, SavedCalls};
 use crate::ledger::{Ledger, RowId, Seen};
 use crate::totals::{RoutingPoint, Totals};
 
+mod json;
 pub mod view;
 pub use view::{CallsView, LedgerView, StateView, TotalsView};
 
@@ -148,10 +149,10 @@ pub struct Unsynced {
     bytes: u64,
 }
 
-/// Serialises `state` straight into a temporary file beside `path`. No buffer of the
+/// Writes `state` ([`StateView::write_json`]) straight into a temporary file beside `path`. No buffer of the
 /// whole state: a busy operation's is megabytes, and the writes only reach the page
 /// cache. The slow part, the sync, is [`Unsynced::finish`]'s.
-pub fn write(path: &Path, state: &impl Serialize) -> std::io::Result<Unsynced> {
+pub fn write(path: &Path, state: &StateView<'_>) -> std::io::Result<Unsynced> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let tmp = path.with_extension("json.tmp");
@@ -162,7 +163,7 @@ pub fn write(path: &Path, state: &impl Serialize) -> std::io::Result<Unsynced> {
             bytes: 0,
         },
     );
-    serde_json::to_writer(&mut out, state).map_err(std::io::Error::other)?;
+    state.write_json(&mut out)?;
     let counted = out.into_inner().map_err(|e| e.into_error())?;
     let (file, bytes) = (counted.inner, counted.bytes);
     Ok(Unsynced {
@@ -204,7 +205,7 @@ impl<W: Write> Write for Counted<W> {
 }
 
 /// [`write`] and [`Unsynced::finish`] in one (tests, benchmarks).
-pub fn save(path: &Path, state: &impl Serialize) -> std::io::Result<u64> {
+pub fn save(path: &Path, state: &StateView<'_>) -> std::io::Result<u64> {
     write(path, state)?.finish()
 }
 
@@ -351,6 +352,62 @@ mod tests {
         let (t, l, c) = live();
         let bytes = serde_json::to_vec(&view(&t, &l, &c)).unwrap();
         serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// The hand-written lists are what serde writes: with escapes, fractions of a
+    /// second, years jiff writes signed, durations JSON has no number for, the largest
+    /// counts, committing views, and nothing at all.
+    #[test]
+    fn write_json_writes_what_serde_writes() {
+        let (t, mut l, c) = live();
+        let odd = |d: DateTime| d.checked_add(jiff::SignedDuration::from_nanos(1)).unwrap();
+        let mut b = l.begin();
+        b.observe(&[
+            (11, odd(day(0, 3))),
+            (12, jiff::civil::date(-5, 1, 1).at(0, 0, 0, 0)),
+        ]);
+        b.observe(&[(13, DateTime::MAX)]);
+        l.commit(DateTime::MIN);
+        let call = |name: &str, duration: f64, steps| OpenCall {
+            entry: Arc::new(("1\\\u{1}".to_string(), name.to_string())),
+            first: odd(day(0, 0)),
+            last: DateTime::MAX,
+            last_result: Outcome::Other,
+            served: true,
+            steps,
+            duration,
+        };
+        let odd_calls = Calls::restore(
+            rules(),
+            [
+                (1, call("a\"b\nc\té\u{7f}\u{2028}", f64::NAN, u32::MAX)),
+                (2, call("", f64::INFINITY, 0)),
+                (3, call("x", -0.0, 1)),
+                (4, call("y", 1e300, 2)),
+                (5, call("z", 0.1, 3)),
+            ],
+            [(6, odd(day(0, 4))), (7, DateTime::MIN)],
+        );
+        let empty = (Ledger::new(), Calls::new(rules()));
+        let mut views = vec![
+            view(&t, &l, &c),
+            view(&t, &l, &odd_calls),
+            view(&t, &empty.0, &empty.1),
+        ];
+        let mut v = view(&t, &l, &c);
+        v.ledger = LedgerView::committing(&l, day(0, 1));
+        v.calls = CallsView::committing(&c, day(0, 6), day(0, 4));
+        v.watermark = None;
+        v.requests_day = None;
+        views.push(v);
+        for v in views {
+            let mut hand = Vec::new();
+            v.write_json(&mut hand).unwrap();
+            assert_eq!(
+                String::from_utf8(hand).unwrap(),
+                serde_json::to_string(&v).unwrap()
+            );
+        }
     }
 
     /// A commit saves before it forgets and closes: its views write what the commit

@@ -1,7 +1,8 @@
 //! The state file as a commit writes it: the layout of [`super::OpState`], serialised
 //! straight from the live totals, ledger and calls. Copying them into the owned form
 //! first (a `String` per identity and per open call) cost a third of a catch-up's CPU
-//! and left megabytes of short-lived allocations behind every part.
+//! and left megabytes of short-lived allocations behind every part. Its `Serialize`
+//! is the layout's definition; a save writes the same bytes faster (`super::json`).
 
 use std::collections::BTreeMap;
 
@@ -10,8 +11,8 @@ use jiff::civil::{Date, DateTime};
 use serde::ser::{Error as _, SerializeSeq, SerializeStruct};
 use serde::{Serialize, Serializer};
 
-use crate::calls::{CallTotals, Calls, OpenCall};
-use crate::ledger::{Ledger, Seen};
+use crate::calls::{CallId, CallTotals, Calls, OpenCall};
+use crate::ledger::{Ledger, RowId, Seen};
 use crate::totals::{Histogram, RoutingPoint, Totals};
 use crate::wolkvox::row::Outcome;
 
@@ -36,16 +37,23 @@ pub struct StateView<'a> {
 }
 
 /// An identity or call id as its 32 lowercase hex digits.
-struct Hex(u128);
+#[derive(Clone, Copy)]
+pub(super) struct Hex(pub(super) u128);
 
-impl Serialize for Hex {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl Hex {
+    pub(super) fn digits(self) -> [u8; 32] {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut buf = [0u8; 32];
         for (i, b) in buf.iter_mut().enumerate() {
             *b = DIGITS[((self.0 >> (124 - 4 * i)) & 0xf) as usize];
         }
-        s.serialize_str(std::str::from_utf8(&buf).map_err(S::Error::custom)?)
+        buf
+    }
+}
+
+impl Serialize for Hex {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(std::str::from_utf8(&self.digits()).map_err(S::Error::custom)?)
     }
 }
 
@@ -54,16 +62,15 @@ impl Serialize for Hex {
 /// jiff's `Display` was a quarter of writing the state file. Anything with a fraction
 /// of a second or a year outside 0..=9999 goes through `Display` as before.
 #[derive(Clone, Copy)]
-struct Civil(DateTime);
+pub(super) struct Civil(pub(super) DateTime);
 
-impl Serialize for Civil {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl Civil {
+    /// The 19 characters, or `None` where only `Display` writes it right.
+    pub(super) fn digits(self) -> Option<[u8; 19]> {
         let d = self.0;
-        let Ok(year) = u16::try_from(d.year()) else {
-            return d.serialize(s);
-        };
+        let year = u16::try_from(d.year()).ok()?;
         if year > 9999 || d.subsec_nanosecond() != 0 {
-            return d.serialize(s);
+            return None;
         }
         let mut buf = *b"0000-00-00T00:00:00";
         let mut put = |at: usize, v: u16, digits: usize| {
@@ -80,7 +87,16 @@ impl Serialize for Civil {
         put(11, d.hour().unsigned_abs().into(), 2);
         put(14, d.minute().unsigned_abs().into(), 2);
         put(17, d.second().unsigned_abs().into(), 2);
-        s.serialize_str(std::str::from_utf8(&buf).map_err(S::Error::custom)?)
+        Some(buf)
+    }
+}
+
+impl Serialize for Civil {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.digits() {
+            Some(buf) => s.serialize_str(std::str::from_utf8(&buf).map_err(S::Error::custom)?),
+            None => self.0.serialize(s),
+        }
     }
 }
 
@@ -167,13 +183,20 @@ impl<'a> LedgerView<'a> {
     }
 }
 
-impl Serialize for LedgerView<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let seen = by_key(
+impl LedgerView<'_> {
+    /// What the file lists: `(identity, copies, keep_until)` by identity.
+    pub(super) fn entries(&self) -> Vec<(&RowId, &Seen)> {
+        by_key(
             self.ledger
                 .iter()
                 .filter(|(_, seen)| seen.keep_until >= self.floor),
-        );
+        )
+    }
+}
+
+impl Serialize for LedgerView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let seen = self.entries();
         Seq(seen
             .iter()
             .map(|(id, Seen { count, keep_until })| (Hex(**id), count, Civil(*keep_until))))
@@ -221,8 +244,14 @@ struct OpenCallView<'a> {
     duration: f64,
 }
 
-impl Serialize for CallsView<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+/// Open calls and closed ids, each sorted by id, as the file lists them.
+pub(super) type CallLists<'a> = (
+    Vec<(&'a CallId, &'a OpenCall)>,
+    Vec<(&'a CallId, &'a DateTime)>,
+);
+
+impl CallsView<'_> {
+    pub(super) fn lists(&self) -> CallLists<'_> {
         let (close_before, forget_before) = (self.close_before, self.forget_before);
         // One walk over the open calls (before a catch-up's commit, a part's worth):
         // those that stay open, and those that close but are still remembered.
@@ -239,7 +268,13 @@ impl Serialize for CallsView<'_> {
                 .closed()
                 .filter(|(_, last)| **last >= forget_before),
         );
-        let (open, closed) = (sorted(open), sorted(closed));
+        (sorted(open), sorted(closed))
+    }
+}
+
+impl Serialize for CallsView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (open, closed) = self.lists();
         let mut st = s.serialize_struct("SavedCalls", 2)?;
         st.serialize_field(
             "open",
