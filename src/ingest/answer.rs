@@ -38,6 +38,8 @@ pub struct Answer {
     pub(super) items: Vec<Item>,
     labels: Vec<LabelSet>,
     interner: Interner,
+    /// Room for a row's fields as its identity hashes them.
+    scratch: Vec<u8>,
 }
 
 /// The envelope, exactly as [`crate::wolkvox::row::Envelope`] reads it, with the rows
@@ -67,7 +69,7 @@ impl Answer {
         let r = row.read();
         let labels = self.interner.index(&mut self.labels, &r);
         self.items.push(Item {
-            id: row.identity(),
+            id: row.identity_in(&mut self.scratch),
             date: r.date,
             duration: r.duration,
             labels,
@@ -95,10 +97,8 @@ impl Answer {
         if dated_in_order {
             // Copies share their date: count them second by second.
             for run in items.chunk_by(|a, b| a.date == b.date) {
-                batch.observe_into(
-                    run.iter().map(|i| (i.id, keep_until(i.date, q))),
-                    &mut fresh,
-                );
+                let keep = keep_until(run[0].date, q);
+                batch.observe_into(run.iter().map(|i| (i.id, keep)), &mut fresh);
             }
         } else {
             batch.observe_into(

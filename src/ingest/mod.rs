@@ -217,10 +217,11 @@ pub fn apply_rows(
     bounds: &[f64],
 ) -> usize {
     let readings: Vec<_> = rows.iter().map(|r| r.read()).collect();
+    let mut scratch = Vec::new();
     let fresh = batch.observe_each(
         rows.iter()
             .zip(&readings)
-            .map(|(r, rd)| (r.identity(), keep_until(rd.date, q))),
+            .map(|(r, rd)| (r.identity_in(&mut scratch), keep_until(rd.date, q))),
         rows.len(),
     );
     let mut new = 0;

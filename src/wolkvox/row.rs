@@ -204,11 +204,16 @@ impl RawRow<'_> {
     /// data is never kept in clear. Length prefixes keep `("ab","c")` apart from `("a","bc")`.
     ///
     /// Saved identities must stay valid across versions: this is XXH3-128 of the fields,
-    /// each as its length (8 bytes, little-endian) then its bytes. A typical row is
-    /// hashed in one call from a stack buffer; longer rows through the streaming hasher,
-    /// which gives the same digest for the same bytes.
+    /// each as its length (8 bytes, little-endian) then its bytes.
     pub fn identity(&self) -> u128 {
-        let fields = [
+        self.identity_in(&mut Vec::new())
+    }
+
+    /// [`Self::identity`], with the fields laid out in `scratch`, which keeps its room
+    /// from row to row: hashed in one call, with no buffer to zero for each row.
+    pub fn identity_in(&self, scratch: &mut Vec<u8>) -> u128 {
+        scratch.clear();
+        for f in [
             &self.rp_id,
             &self.rp_name,
             &self.cod_opc_menu,
@@ -219,29 +224,13 @@ impl RawRow<'_> {
             &self.time,
             &self.customer_id,
             &self.conn_id,
-        ];
-        let mut buf = [0u8; 512];
-        let mut at = 0;
-        for f in fields {
+        ] {
             let bytes = f.0.as_bytes();
-            let Some(dst) = buf.get_mut(at..at + 8 + bytes.len()) else {
-                return identity_streaming(&fields);
-            };
-            dst[..8].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
-            dst[8..].copy_from_slice(bytes);
-            at += 8 + bytes.len();
+            scratch.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            scratch.extend_from_slice(bytes);
         }
-        xxhash_rust::xxh3::xxh3_128(&buf[..at])
+        xxhash_rust::xxh3::xxh3_128(scratch)
     }
-}
-
-fn identity_streaming(fields: &[&Field<'_>]) -> u128 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for f in fields {
-        h.update(&(f.0.len() as u64).to_le_bytes());
-        h.update(f.0.as_bytes());
-    }
-    h.digest128()
 }
 
 // ---------------------------------------------------------------- field reading
