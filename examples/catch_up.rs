@@ -24,7 +24,8 @@ use wolkvox_exporter::simulator::{RequestRecord, SimRow, Simulator};
 
 mod common;
 use common::{
-    clock_ticks, get_with, metric_sum, mib, sample, serve_simulator, start_exporter, terminate,
+    clock_ticks, cpu_split, get_with, metric_sum, mib, sample, serve_simulator, start_exporter,
+    terminate,
 };
 
 const ZONE: &str = "America/Bogota";
@@ -240,6 +241,7 @@ async fn run() -> Result<(), String> {
     let (text, peak, parts, by_part) =
         wait_done(&exp.addr, pid, &state_file, n as f64, kill_after).await?;
     let (cpu, _, _) = sample(pid, ticks)?;
+    let (user, system) = cpu_split(pid, ticks)?;
     let first_requests = report_requests(&sim);
     if let Some(k) = kill_after {
         let _ = exp.child.kill(); // SIGKILL
@@ -266,7 +268,7 @@ async fn run() -> Result<(), String> {
         let (plain, plain_rows) = plain_decode(&sim_url, &first_requests).await?;
         let state_bytes = std::fs::metadata(&state_file).map(|m| m.len()).unwrap_or(0);
         println!(
-            "{n} rows: {} report requests, {parts} parts seen, rows counted {}, identities remembered {}, peak RSS {:.1} MiB, exporter CPU {cpu:.2} s, {:.1} s wall",
+            "{n} rows: {} report requests, {parts} parts seen, rows counted {}, identities remembered {}, peak RSS {:.1} MiB, exporter CPU {cpu:.2} s (user {user:.2}, system {system:.2}), {:.1} s wall",
             first_requests.len(),
             metric_sum(&text, "wolkvox_ivr_rows_total"),
             metric_sum(&text, "wolkvox_ledger_rows"),

@@ -45,6 +45,15 @@ pub fn sample(pid: u32, ticks: f64) -> Result<(f64, u64, u64), String> {
     Ok((cpu, kb("VmRSS:"), kb("VmHWM:")))
 }
 
+/// A process's CPU seconds in user and in kernel mode, apart.
+pub fn cpu_split(pid: u32, ticks: f64) -> Result<(f64, f64), String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("bad stat")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| -> f64 { f.get(i).and_then(|v| v.parse().ok()).unwrap_or(0.0) };
+    Ok((num(11) / ticks, num(12) / ticks))
+}
+
 pub fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
