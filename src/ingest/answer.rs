@@ -16,7 +16,7 @@ use crate::config::Limits;
 use crate::ledger::{Batch, IdHasherBuilder, RowId};
 use crate::totals::{LabelSet, SetRow, Totals};
 use crate::window::Query;
-use crate::wolkvox::row::{Field, MAX_LABEL_LEN, Outcome, RawRow, Reading};
+use crate::wolkvox::row::{Field, Outcome, RawRow, Reading};
 
 /// One row of an answer, as [`super::ingest`] keeps it until it is applied.
 #[derive(Debug)]
@@ -110,6 +110,8 @@ impl Answer {
         // at once (a catch-up's answer opens up to 60,000 calls).
         calls.reserve(items.len());
         let mut new = 0;
+        // Rows come in date order: their keep-until changes only with the date.
+        let mut keep = (None, keep_until(None, q));
         for (item, is_new) in items.iter().zip(&fresh) {
             if !is_new {
                 next.duplicates += 1;
@@ -127,12 +129,10 @@ impl Answer {
                 duration: item.duration,
                 date: item.date,
             };
-            calls.observe(
-                item.conn,
-                &reading,
-                keep_until(item.date, q),
-                &mut next.calls,
-            );
+            if item.date != keep.0 {
+                keep = (item.date, keep_until(item.date, q));
+            }
+            calls.observe(item.conn, &reading, keep.1, &mut next.calls);
             new += 1;
         }
         // The routing points' counts after the calls': neither reads the other's.
@@ -159,16 +159,16 @@ struct Interner {
     /// Hash of the values to the first table index with that hash; collisions chain.
     first: HashMap<u64, u32, IdHasherBuilder>,
     chain: Vec<u32>,
+    scratch: Vec<u8>,
 }
 
 const NONE: u32 = u32::MAX;
 
 impl Interner {
-    fn hash(r: &Reading<'_>) -> u64 {
-        // Label values are capped at 128 bytes, so the four fit on the stack, and one
-        // call hashes them (the streaming hasher costs more to set up than to run).
-        let mut buf = [0u8; 4 * (8 + MAX_LABEL_LEN)];
-        let mut at = 0;
+    fn hash(scratch: &mut Vec<u8>, r: &Reading<'_>) -> u64 {
+        // One call hashes the four (the streaming hasher costs more to set up than to
+        // run), from a buffer that keeps its room: nothing to zero for each row.
+        scratch.clear();
         for part in [
             Some(r.rp_id),
             Some(r.rp_name),
@@ -179,18 +179,14 @@ impl Interner {
                 Some(s) => (s.len() as u64, s.as_bytes()),
                 None => (u64::MAX, &b""[..]),
             };
-            let end = at + 8 + bytes.len();
-            if let Some(dst) = buf.get_mut(at..end) {
-                dst[..8].copy_from_slice(&len.to_le_bytes());
-                dst[8..].copy_from_slice(bytes);
-            }
-            at = end.min(buf.len());
+            scratch.extend_from_slice(&len.to_le_bytes());
+            scratch.extend_from_slice(bytes);
         }
-        xxhash_rust::xxh3::xxh3_64(&buf[..at])
+        xxhash_rust::xxh3::xxh3_64(scratch)
     }
 
     fn index(&mut self, table: &mut Vec<LabelSet>, r: &Reading<'_>) -> u32 {
-        let hash = Interner::hash(r);
+        let hash = Interner::hash(&mut self.scratch, r);
         let same = |l: &LabelSet| {
             l.rp_id == r.rp_id
                 && l.rp_name == r.rp_name

@@ -299,6 +299,7 @@ fn ingest_agrees_with_rows_of_and_apply_rows() {
     let (mut lean, mut plain) = (Totals::default(), Totals::default());
     let (mut l1, mut l2) = (Ledger::new(), Ledger::new());
     let (mut b1, mut b2) = (l1.begin(), l2.begin());
+    let (mut c1, mut c2) = (calls(), calls());
     for _ in 0..2 {
         ingest(
             &b,
@@ -306,7 +307,7 @@ fn ingest_agrees_with_rows_of_and_apply_rows() {
             &bogota(),
             &mut b1,
             &mut lean,
-            &mut calls(),
+            &mut c1,
             &limits,
             &[5.0, 60.0],
         )
@@ -317,7 +318,7 @@ fn ingest_agrees_with_rows_of_and_apply_rows() {
             &q(),
             &mut b2,
             &mut plain,
-            &mut calls(),
+            &mut c2,
             &limits,
             &[5.0, 60.0],
         );
@@ -326,6 +327,14 @@ fn ingest_agrees_with_rows_of_and_apply_rows() {
     assert_eq!((lean.rows, lean.duplicates), (6, 6));
     drop((b1, b2));
     assert_eq!(l1, l2);
+    // The same calls, with the same first and last dates.
+    let open = |c: &Calls| {
+        let mut v: Vec<_> = c.open().map(|(id, call)| (*id, call.clone())).collect();
+        v.sort_by_key(|(id, _)| *id);
+        v
+    };
+    assert_eq!(open(&c1).len(), 4);
+    assert_eq!(open(&c1), open(&c2));
 }
 
 #[test]
