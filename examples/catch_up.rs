@@ -240,8 +240,8 @@ async fn run() -> Result<(), String> {
     let state_file = dir.join("state").join("acme.json");
     let (text, peak, parts, by_part) =
         wait_done(&exp.addr, pid, &state_file, n as f64, kill_after).await?;
-    let (cpu, _, _) = sample(pid, ticks)?;
     let (user, system) = cpu_split(pid, ticks)?;
+    let cpu = user + system;
     let first_requests = report_requests(&sim);
     if let Some(k) = kill_after {
         let _ = exp.child.kill(); // SIGKILL

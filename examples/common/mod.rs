@@ -24,13 +24,7 @@ impl Drop for Proc {
 
 /// CPU seconds (user + system) and resident/peak bytes of a process.
 pub fn sample(pid: u32, ticks: f64) -> Result<(f64, u64, u64), String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("bad stat")?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let num = |i: usize| -> f64 { f.get(i).and_then(|v| v.parse().ok()).unwrap_or(0.0) };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let cpu = (num(11) + num(12)) / ticks;
+    let (user, system) = cpu_split(pid, ticks)?;
     let status =
         std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
     let kb = |key: &str| -> u64 {
@@ -42,15 +36,17 @@ pub fn sample(pid: u32, ticks: f64) -> Result<(f64, u64, u64), String> {
             .unwrap_or(0)
             * 1024
     };
-    Ok((cpu, kb("VmRSS:"), kb("VmHWM:")))
+    Ok((user + system, kb("VmRSS:"), kb("VmHWM:")))
 }
 
 /// A process's CPU seconds in user and in kernel mode, apart.
 pub fn cpu_split(pid: u32, ticks: f64) -> Result<(f64, f64), String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or("bad stat")?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     let num = |i: usize| -> f64 { f.get(i).and_then(|v| v.parse().ok()).unwrap_or(0.0) };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
     Ok((num(11) / ticks, num(12) / ticks))
 }
 
